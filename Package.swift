@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Spool",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "spool", targets: ["SpoolCLI"]),
+        .library(name: "Spool", targets: ["Spool"]),
+        .library(name: "Hiredis", targets: ["Hiredis"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    ],
+    targets: [
+        // C modules: a module map and one shim header each, no logic.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // The only importer of CHiredis.
+        .target(name: "Hiredis", dependencies: ["CHiredis"]),
+        // The core: keys, job record, scripts, client, worker.
+        .target(
+            name: "Spool",
+            dependencies: [
+                "Hiredis",
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "SpoolCLI",
+            dependencies: [
+                "Spool",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SpoolTestSupport",
+            dependencies: ["Hiredis", "Spool"],
+            path: "Tests/SpoolTestSupport"
+        ),
+        .testTarget(name: "HiredisTests", dependencies: ["Hiredis", "SpoolTestSupport"]),
+        .testTarget(
+            name: "SpoolTests",
+            dependencies: ["Spool", "Hiredis", "CCurl", "SpoolTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,194 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Runs a job as a child process: the way to handle jobs without writing Swift.
+///
+/// 1. The command is an argv (split on whitespace, never given to a shell);
+///    a bare name is looked up on PATH.
+/// 2. The payload goes to stdin; SPOOL_JOB_ID, SPOOL_QUEUE, SPOOL_ATTEMPT and
+///    SPOOL_MAX_ATTEMPTS are set in the environment.
+/// 3. Exit status 0 completes the job with stdout as its result: stored as is
+///    when it is JSON, else as a JSON string. Anything else fails the attempt
+///    with the exit status (or signal) and the tail of stderr.
+/// 4. When the attempt is cancelled (the worker's timeout), the child gets
+///    SIGTERM, then SIGKILL after `killGrace` seconds.
+public struct ExecHandler: Sendable {
+    public let argv: [String]
+    /// Bytes of stdout kept as the result; more fails the attempt.
+    public var stdoutLimit = 4 << 20
+    /// Bytes from the end of stderr kept in the error.
+    public var stderrTail = 2048
+    /// Seconds between SIGTERM and SIGKILL.
+    public var killGrace: Double = 2
+
+    public init(argv: [String]) {
+        precondition(!argv.isEmpty, "an exec handler needs a command")
+        self.argv = argv
+    }
+
+    /// Splits a command line on spaces and tabs. No quoting, no expansion: what
+    /// you write is what the program gets.
+    public static func split(_ command: String) -> [String] {
+        command.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+    }
+
+    public var handler: JobHandler {
+        let me = self
+        return { context in try await me.run(context) }
+    }
+
+    public func run(_ context: JobContext) async throws -> String? {
+        let child = Child()
+        let grace = killGrace
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String?, any Error>) in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try self.runBlocking(context, child: child) })
+                }
+            }
+        } onCancel: {
+            child.cancelled.store(true, ordering: .relaxed)
+            let p = child.pid.withLock { $0 }
+            if p > 0 {
+                kill(p, SIGTERM)
+                DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+                    // Only if that same child still runs: `pid` is cleared once it is reaped.
+                    child.pid.withLock { current in if current == p { kill(p, SIGKILL) } }
+                }
+            }
+        }
+    }
+
+    /// The running child, shared with the cancellation handler.
+    private final class Child: Sendable {
+        let pid = Mutex<Int32>(0)
+        let cancelled = Atomic<Bool>(false)
+    }
+
+    private func runBlocking(_ context: JobContext, child: Child) throws -> String? {
+        guard let executable = Self.resolve(argv[0]) else {
+            throw JobFailure("cannot run \(argv[0]): not found or not executable")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(argv.dropFirst())
+        var environment = ProcessInfo.processInfo.environment
+        environment["SPOOL_JOB_ID"] = context.id
+        environment["SPOOL_QUEUE"] = context.queue
+        environment["SPOOL_JOB_TYPE"] = context.type
+        environment["SPOOL_ATTEMPT"] = String(context.attempt)
+        environment["SPOOL_MAX_ATTEMPTS"] = String(context.maxAttempts)
+        process.environment = environment
+        let stdin = Pipe()
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        do {
+            try process.run()
+        } catch {
+            throw JobFailure("cannot run \(argv[0]): \(error.localizedDescription)")
+        }
+        child.pid.withLock { $0 = process.processIdentifier }
+        if child.cancelled.load(ordering: .relaxed) { kill(process.processIdentifier, SIGTERM) }
+
+        let readers = DispatchGroup()
+        let out = Capture(limit: stdoutLimit, keepTail: false)
+        let err = Capture(limit: stderrTail, keepTail: true)
+        readers.enter()
+        DispatchQueue.global().async {
+            out.drain(stdout.fileHandleForReading.fileDescriptor)
+            readers.leave()
+        }
+        readers.enter()
+        DispatchQueue.global().async {
+            err.drain(stderr.fileHandleForReading.fileDescriptor)
+            readers.leave()
+        }
+        // A child that does not read its stdin gets EPIPE, not SIGPIPE (ignored by the worker).
+        let input = Array(context.payload.utf8)
+        input.withUnsafeBytes { raw in
+            var offset = 0
+            let fd = stdin.fileHandleForWriting.fileDescriptor
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+        try? stdin.fileHandleForWriting.close()
+
+        exited.wait()
+        child.pid.withLock { $0 = 0 }
+        // Grandchildren may hold the pipes open; do not wait on them for long.
+        _ = readers.wait(timeout: .now() + 1)
+
+        let status = process.terminationStatus
+        if process.terminationReason == .uncaughtSignal {
+            let why = child.cancelled.load(ordering: .relaxed) ? " (stopped: attempt cancelled or timed out)" : ""
+            throw JobFailure("killed by signal \(status)\(why)" + err.suffix)
+        }
+        guard status == 0 else {
+            throw JobFailure("exit status \(status)" + err.suffix)
+        }
+        if out.overflowed { throw JobFailure("stdout is larger than \(stdoutLimit) bytes") }
+        let text = out.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty { return nil }
+        return JSONCheck.isValid(text) ? text : JSONCheck.quote(text)
+    }
+
+    /// A path for `name`: as given when it has a slash, else the first match on PATH.
+    static func resolve(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}
+
+/// Reads a pipe to its end, keeping the first (or last) `limit` bytes.
+private final class Capture: @unchecked Sendable {
+    private let limit: Int
+    private let keepTail: Bool
+    // Written by the one reader thread, read after it finished (DispatchGroup orders them).
+    private var bytes: [UInt8] = []
+    private(set) var overflowed = false
+
+    init(limit: Int, keepTail: Bool) {
+        self.limit = limit
+        self.keepTail = keepTail
+    }
+
+    func drain(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+            if bytes.count > limit {
+                overflowed = true
+                if keepTail { bytes.removeFirst(bytes.count - limit) } else { bytes.removeLast(bytes.count - limit) }
+            }
+        }
+    }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// ": <stderr tail>" or "" when stderr was empty.
+    var suffix: String {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return t.isEmpty ? "" : ": " + (overflowed ? "…" : "") + t
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// What a producer asks for: a job of `type` on `queue` with a JSON payload.
+public struct JobRequest: Sendable, Equatable {
+    public var queue: String
+    public var type: String
+    /// JSON text (any JSON value).
+    public var payload: String
+    /// Attempts before the job is dead; nil uses the queue's policy.
+    public var maxAttempts: Int?
+    /// Seconds a handler may run per attempt; nil uses the queue's policy.
+    public var timeout: Double?
+    /// Unix time in ms at which the job becomes runnable; nil runs it now.
+    public var runAt: Int?
+    /// Retry backoff for this job, overriding the queue's (seconds).
+    public var backoffBase: Double?
+    public var backoffCap: Double?
+
+    public init(queue: String, type: String, payload: String = "null", maxAttempts: Int? = nil, timeout: Double? = nil, runAt: Int? = nil) {
+        self.queue = queue
+        self.type = type
+        self.payload = payload
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self.runAt = runAt
+    }
+
+    /// A request whose payload is `value` encoded as JSON.
+    public init<P: Encodable>(queue: String, type: String, encoding value: P) throws {
+        let data = try JSONEncoder().encode(value)
+        self.init(queue: queue, type: type, payload: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Checks names, JSON and limits; the message says exactly what is wrong.
+    public func validate(payloadLimit: Int) throws(SpoolError) {
+        func bad(_ m: String) -> SpoolError { SpoolError(.invalidInput, "enqueue", queue: queue, m) }
+        guard Names.isValid(queue) else { throw bad("queue name \"\(queue)\" must match [A-Za-z0-9._-]{1,64}") }
+        guard Names.isValid(type) else { throw bad("job type \"\(type)\" must match [A-Za-z0-9._-]{1,64}") }
+        let size = payload.utf8.count
+        guard size <= payloadLimit else { throw bad("payload is \(size) bytes, over the limit of \(payloadLimit)") }
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(payload.utf8), options: [.fragmentsAllowed])
+        } catch {
+            throw bad("payload is not valid JSON: \(JSONCheck.reason(error))")
+        }
+        if let maxAttempts, !(1...1000).contains(maxAttempts) { throw bad("max attempts must be between 1 and 1000") }
+        if let timeout, !(timeout > 0 && timeout <= 7 * 86400) { throw bad("timeout must be between 0 and 604800 seconds") }
+        if let backoffBase, backoffBase < 0 { throw bad("backoff base must not be negative") }
+        if let backoffCap, backoffCap < (backoffBase ?? 0) { throw bad("backoff cap must not be below the base") }
+    }
+}
+
+enum JSONCheck {
+    /// Foundation's parse error, reduced to its useful sentence.
+    static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let debug = ns.userInfo["NSDebugDescription"] as? String { return debug }
+        return ns.localizedDescription
+    }
+
+    static func isValid(_ text: String) -> Bool {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+    }
+
+    /// `text` as a JSON string literal.
+    static func quote(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
+        let array = String(decoding: data, as: UTF8.self)
+        return String(array.dropFirst().dropLast())
+    }
+}

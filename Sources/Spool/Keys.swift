@@ -1,0 +1,77 @@
+/// Every Redis key and channel Spool uses, built in this one place.
+///
+/// All keys of queue `Q` share the prefix `PREFIX:{Q}:`; the braces are a Redis
+/// Cluster hash tag, so every script (which gets only the prefix and derives the
+/// rest) touches one slot. docs/PROTOCOL.md documents the same layout.
+public struct QueueKeys: Sendable, Hashable {
+    public let queue: String
+    /// `PREFIX:{Q}:`, passed as KEYS[1] to every script.
+    public let prefix: String
+
+    public init(prefix: String, queue: String) {
+        self.queue = queue
+        self.prefix = "\(prefix):{\(queue)}:"
+    }
+
+    /// hash: the job record.
+    public func job(_ id: String) -> String { prefix + "job:" + id }
+    /// list: ids ready to run; producers LPUSH, claim RPOPs.
+    public var waiting: String { prefix + "waiting" }
+    /// list: ids claimed by a worker.
+    public var active: String { prefix + "active" }
+    /// zset: id -> lease deadline (ms).
+    public var leases: String { prefix + "leases" }
+    /// zset: id -> run_at (ms) for jobs in state `delayed`.
+    public var delayed: String { prefix + "delayed" }
+    /// zset: id -> run_at (ms) for jobs in state `failed` (retry scheduled).
+    public var retry: String { prefix + "retry" }
+    /// zset: id -> finished_at (ms).
+    public var completed: String { prefix + "completed" }
+    /// zset: id -> finished_at (ms).
+    public var dead: String { prefix + "dead" }
+    /// zset: id -> finished_at (ms).
+    public var cancelled: String { prefix + "cancelled" }
+    /// list: 0 or 1 wake token that idle workers block on.
+    public var wake: String { prefix + "wake" }
+    /// string: present while the queue is paused.
+    public var paused: String { prefix + "paused" }
+    /// hash: counters (enqueued, completed, failed, dead, stalled).
+    public var stats: String { prefix + "stats" }
+    /// pub/sub channel: every event of the queue.
+    public var events: String { prefix + "events" }
+    /// pub/sub channel: the events of one job.
+    public func events(job id: String) -> String { prefix + "events:" + id }
+
+    /// The key holding the ids of jobs in `state`, and whether it is a list.
+    public func place(of state: JobState) -> (key: String, isList: Bool) {
+        switch state {
+        case .waiting: (waiting, true)
+        case .active: (active, true)
+        case .delayed: (delayed, false)
+        case .failed: (retry, false)
+        case .completed: (completed, false)
+        case .dead: (dead, false)
+        case .cancelled: (cancelled, false)
+        }
+    }
+}
+
+/// Keys that are not per queue.
+public struct GlobalKeys: Sendable {
+    public let prefix: String
+    public init(prefix: String) { self.prefix = prefix }
+    /// set: every queue name that has been enqueued to.
+    public var queues: String { prefix + ":queues" }
+}
+
+/// Rules for the names that end up inside keys.
+public enum Names {
+    /// Queue and job type names: `[A-Za-z0-9._-]{1,64}`.
+    public static func isValid(_ name: String) -> Bool {
+        guard (1...64).contains(name.utf8.count) else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Hiredis
+
+/// The Lua scripts of lua/, embedded at build time (see Generated/LuaSources.swift).
+public enum Scripts {
+    public static let enqueue = load("enqueue")
+    public static let claim = load("claim")
+    public static let complete = load("complete")
+    public static let fail = load("fail")
+    public static let extend = load("extend")
+    public static let reap = load("reap")
+    public static let promote = load("promote")
+    public static let trim = load("trim")
+    public static let retry = load("retry")
+    public static let purge = load("purge")
+
+    /// Every script, for SCRIPT LOAD at start-up and for the docs.
+    public static let all: [RedisScript] = [enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge]
+
+    /// The embedded text of `lua/<name>.lua`.
+    public static func source(named name: String) -> String? { LuaSources.all[name] }
+
+    private static func load(_ name: String) -> RedisScript {
+        guard let source = LuaSources.all[name] else { fatalError("lua/\(name).lua is not embedded; run make lua") }
+        return RedisScript(name: name, source: source)
+    }
+}

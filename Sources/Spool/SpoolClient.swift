@@ -1,0 +1,251 @@
+import Hiredis
+
+/// The producer and reader side of Spool: enqueue jobs, read them, count,
+/// list, retry and purge. Each client holds one Redis connection on its own
+/// serial queue; make several for parallel producers.
+public struct SpoolClient: Sendable {
+    public let configuration: SpoolConfiguration
+    public let redis: RedisClient
+    public let clock: any SpoolClock
+    let global: GlobalKeys
+
+    public init(configuration: SpoolConfiguration, clock: any SpoolClock = SystemClock(), label: String = "spool.client") {
+        self.configuration = configuration
+        self.clock = clock
+        self.redis = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: label)
+        self.global = GlobalKeys(prefix: configuration.prefix)
+    }
+
+    public func keys(_ queue: String) -> QueueKeys { QueueKeys(prefix: configuration.prefix, queue: queue) }
+
+    // MARK: Enqueue
+
+    /// Enqueues one job and returns its id.
+    @discardableResult
+    public func enqueue(_ request: JobRequest) async throws(SpoolError) -> String {
+        try await enqueue([request])[0]
+    }
+
+    /// Enqueues many jobs in one pipelined round trip and returns their ids in order.
+    public func enqueue(_ requests: [JobRequest]) async throws(SpoolError) -> [String] {
+        if requests.isEmpty { return [] }
+        for request in requests { try request.validate(payloadLimit: configuration.payloadLimit) }
+        let now = clock.nowMillis()
+        var ids: [String] = []
+        var calls: [(keys: [String], args: [String])] = []
+        ids.reserveCapacity(requests.count)
+        calls.reserveCapacity(requests.count)
+        for request in requests {
+            let id = JobID.make(queue: request.queue, nowMillis: now)
+            ids.append(id)
+            calls.append(enqueueCall(request, id: id, now: now))
+        }
+        let queues = Array(Set(requests.map(\.queue)))
+        let registry = global.queues
+        let scriptCalls = calls
+        let replies: [RedisValue]
+        do {
+            replies = try await redis.withConnection { conn in
+                try conn.command(["SADD", registry] + queues)
+                return try conn.evalPipelined(Scripts.enqueue, calls: scriptCalls)
+            }
+        } catch {
+            throw SpoolError.from(error, "enqueue", queue: requests[0].queue)
+        }
+        for (i, reply) in replies.enumerated() {
+            switch reply {
+            case .string: continue
+            case .integer(let code): throw SpoolError.script(code: code, "enqueue", queue: requests[i].queue, job: ids[i])
+            case .error(let message): throw SpoolError(.redis, "enqueue", queue: requests[i].queue, job: ids[i], message)
+            default: throw SpoolError(.redis, "enqueue", queue: requests[i].queue, job: ids[i], "unexpected reply \(reply)")
+            }
+        }
+        return ids
+    }
+
+    func enqueueCall(_ request: JobRequest, id: String, now: Int) -> (keys: [String], args: [String]) {
+        let policy = configuration.policy(for: request.queue)
+        var args = [
+            id, request.type, request.payload, String(now), String(request.runAt ?? 0),
+            String(request.maxAttempts ?? policy.maxAttempts),
+        ]
+        if let timeout = request.timeout { args += ["timeout_ms", String(Int(timeout * 1000))] }
+        if let base = request.backoffBase { args += ["backoff_base_ms", String(Int(base * 1000))] }
+        if let cap = request.backoffCap { args += ["backoff_cap_ms", String(Int(cap * 1000))] }
+        return ([keys(request.queue).prefix], args)
+    }
+
+    // MARK: Read
+
+    /// The job with this id (its queue is part of the id).
+    public func job(_ id: String) async throws(SpoolError) -> Job {
+        guard let queue = JobID.queue(of: id) else {
+            throw SpoolError(.invalidInput, "status", job: id, "not a job id (expected QUEUE.SUFFIX)")
+        }
+        let key = keys(queue).job(id)
+        let reply: RedisValue
+        do { reply = try await redis.command(["HGETALL", key]) } catch { throw SpoolError.from(error, "status", queue: queue, job: id) }
+        guard let job = Job(id: id, queue: queue, fields: Self.fields(reply)) else {
+            throw SpoolError(.jobNotFound, "status", queue: queue, job: id, "no such job")
+        }
+        return job
+    }
+
+    /// Every queue that has been enqueued to, sorted.
+    public func queues() async throws(SpoolError) -> [String] {
+        do {
+            let reply = try await redis.command(["SMEMBERS", global.queues])
+            return (reply.array ?? []).compactMap(\.string).sorted()
+        } catch { throw SpoolError.from(error, "queues") }
+    }
+
+    /// Jobs per state of one queue, read in one round trip.
+    public func counts(_ queue: String) async throws(SpoolError) -> QueueCounts {
+        try await counts([queue])[0]
+    }
+
+    public func counts(_ queues: [String]) async throws(SpoolError) -> [QueueCounts] {
+        var commands: [[String]] = []
+        for queue in queues {
+            let k = keys(queue)
+            for state in JobState.allCases {
+                let place = k.place(of: state)
+                commands.append([place.isList ? "LLEN" : "ZCARD", place.key])
+            }
+            commands.append(["EXISTS", k.paused])
+        }
+        let replies: [RedisValue]
+        do { replies = try await redis.pipeline(commands) } catch { throw SpoolError.from(error, "counts") }
+        let stride = JobState.allCases.count + 1
+        return queues.enumerated().map { (q, queue) in
+            var counts = QueueCounts(queue: queue)
+            for (s, state) in JobState.allCases.enumerated() { counts[state] = replies[q * stride + s].int ?? 0 }
+            counts.paused = replies[q * stride + stride - 1].int == 1
+            return counts
+        }
+    }
+
+    /// Up to `limit` jobs of a queue in one state: oldest first for waiting,
+    /// soonest first for delayed and failed, newest first for finished ones.
+    public func jobs(_ queue: String, state: JobState, limit: Int = 100) async throws(SpoolError) -> [Job] {
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "jobs", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        let k = keys(queue)
+        let n = max(1, limit)
+        let place = k.place(of: state)
+        let listCommand: [String]
+        switch state {
+        case .waiting, .active: listCommand = ["LRANGE", place.key, String(-n), "-1"]
+        case .delayed, .failed: listCommand = ["ZRANGE", place.key, "0", String(n - 1)]
+        case .completed, .dead, .cancelled: listCommand = ["ZREVRANGE", place.key, "0", String(n - 1)]
+        }
+        do {
+            return try await redis.withConnection { conn in
+                var ids = (try conn.command(listCommand).array ?? []).compactMap(\.string)
+                if place.isList { ids.reverse() }
+                let replies = try conn.pipeline(ids.map { ["HGETALL", k.job($0)] })
+                return zip(ids, replies).compactMap { Job(id: $0, queue: queue, fields: Self.fields($1)) }
+            }
+        } catch { throw SpoolError.from(error, "jobs", queue: queue) }
+    }
+
+    // MARK: Manage
+
+    /// Sends one dead job back to waiting with fresh attempts.
+    public func retry(_ id: String) async throws(SpoolError) {
+        guard let queue = JobID.queue(of: id) else { throw SpoolError(.invalidInput, "retry", job: id, "not a job id (expected QUEUE.SUFFIX)") }
+        let code = try await evalInt(Scripts.retry, queue: queue, args: [String(clock.nowMillis()), id, "1"], operation: "retry", job: id)
+        if code < 0 { throw SpoolError.script(code: code, "retry", queue: queue, job: id) }
+    }
+
+    /// Sends every dead job of a queue back to waiting; returns how many.
+    public func retryAllDead(_ queue: String) async throws(SpoolError) -> Int {
+        var total = 0
+        while true {
+            let n = try await evalInt(Scripts.retry, queue: queue, args: [String(clock.nowMillis()), "*", "500"], operation: "retry")
+            total += max(0, n)
+            if n < 500 { return total }
+        }
+    }
+
+    /// Deletes every job of a queue in `state` (not active); returns how many.
+    public func purge(_ queue: String, state: JobState) async throws(SpoolError) -> Int {
+        guard state != .active else {
+            throw SpoolError(.invalidInput, "purge", queue: queue, "active jobs are held by workers and cannot be purged")
+        }
+        var total = 0
+        while true {
+            let n = try await evalInt(Scripts.purge, queue: queue, args: [state.rawValue, "1000"], operation: "purge")
+            if n < 0 { throw SpoolError.script(code: n, "purge", queue: queue, job: nil) }
+            total += n
+            if n < 1000 { return total }
+        }
+    }
+
+    // MARK: Housekeeping (the worker runs these; tests and tools may too)
+
+    /// Redelivers expired and unleased active jobs. `guardMs` 0 sweeps now.
+    @discardableResult
+    public func reap(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> (stalled: Int, orphans: Int, dead: Int) {
+        let reply = try await eval(Scripts.reap, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "reap")
+        let a = (reply.array ?? []).map { $0.int ?? 0 }
+        guard a.count == 3 else { throw SpoolError(.redis, "reap", queue: queue, "unexpected reply \(reply)") }
+        return (max(0, a[0]), a[1], a[2])
+    }
+
+    /// Moves due delayed and retry jobs to waiting; returns how many, and the next due time (ms, -1 none).
+    @discardableResult
+    public func promote(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> (promoted: Int, nextDue: Int) {
+        let reply = try await eval(Scripts.promote, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "promote")
+        let a = (reply.array ?? []).map { $0.int ?? 0 }
+        guard a.count == 2 else { throw SpoolError(.redis, "promote", queue: queue, "unexpected reply \(reply)") }
+        return (max(0, a[0]), a[1])
+    }
+
+    /// Deletes finished jobs past the queue's retention; returns how many.
+    @discardableResult
+    public func trim(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> Int {
+        let policy = configuration.policy(for: queue)
+        func age(_ s: Double) -> String { s < 0 ? "-1" : String(Int(s * 1000)) }
+        var total = 0
+        var guardArg = guardMs
+        while true {
+            let args = [
+                String(clock.nowMillis()), String(guardArg), String(limit),
+                String(policy.keepCompleted), age(policy.keepCompletedSeconds),
+                String(policy.keepDead), age(policy.keepDeadSeconds),
+                String(policy.keepDead), age(policy.keepDeadSeconds),
+            ]
+            let n = try await evalInt(Scripts.trim, queue: queue, args: args, operation: "trim")
+            if n < 0 { return total }
+            total += n
+            if n < limit { return total }
+            guardArg = 0
+        }
+    }
+
+    // MARK: Helpers
+
+    func eval(_ script: RedisScript, queue: String, args: [String], operation: String, job: String? = nil) async throws(SpoolError) -> RedisValue {
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        do {
+            return try await redis.eval(script, keys: [keys(queue).prefix], args: args)
+        } catch { throw SpoolError.from(error, operation, queue: queue, job: job) }
+    }
+
+    func evalInt(_ script: RedisScript, queue: String, args: [String], operation: String, job: String? = nil) async throws(SpoolError) -> Int {
+        let reply = try await eval(script, queue: queue, args: args, operation: operation, job: job)
+        guard let n = reply.int else { throw SpoolError(.redis, operation, queue: queue, job: job, "unexpected reply \(reply)") }
+        return n
+    }
+
+    static func fields(_ reply: RedisValue) -> [String: String] {
+        guard let items = reply.array else { return [:] }
+        var fields: [String: String] = [:]
+        var i = 0
+        while i + 1 < items.count {
+            if let k = items[i].string, let v = items[i + 1].string { fields[k] = v }
+            i += 2
+        }
+        return fields
+    }
+}

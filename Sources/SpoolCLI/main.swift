@@ -1,0 +1,2 @@
+import Spool
+print("todo")

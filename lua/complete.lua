@@ -1,0 +1,57 @@
+-- complete: finish an active job with its result, if the caller still holds
+-- the lease.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>   hash   state -> completed, result, finished_at; token removed
+--   P:{Q}:active     list   LREM the id
+--   P:{Q}:leases     zset   ZREM the id
+--   P:{Q}:completed  zset   id -> finished_at (ms)
+--   P:{Q}:stats      hash   completed counter
+-- ARGV[1] -> job id
+-- ARGV[2] -> lease token from claim
+-- ARGV[3] -> now, Unix time in ms
+-- ARGV[4] -> result (JSON text)
+-- ARGV[5] -> keep at most this many completed jobs (-1: no count limit); the
+--            oldest beyond it are deleted with their records
+-- Returns: 1 on success; -1 job missing; -2 job not active; -3 lease token
+--          does not match (another claim owns it); -4 lease expired.
+-- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local token = ARGV[2]
+local now = tonumber(ARGV[3])
+local result = ARGV[4]
+local keep = tonumber(ARGV[5]) or -1
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+if not job[1] then return -1 end
+if job[1] ~= 'active' then return -2 end
+if job[2] ~= token then return -3 end
+local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+if not deadline or deadline < now then return -4 end
+
+redis.call('LREM', prefix .. 'active', 1, id)
+redis.call('ZREM', prefix .. 'leases', id)
+redis.call('HDEL', jobKey, 'token')
+redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now)
+local completedKey = prefix .. 'completed'
+redis.call('ZADD', completedKey, now, id)
+redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+
+if keep >= 0 then
+  local excess = redis.call('ZCARD', completedKey) - keep
+  if excess > 0 then
+    local old = redis.call('ZPOPMIN', completedKey, math.min(excess, 100))
+    for i = 1, #old, 2 do redis.call('DEL', prefix .. 'job:' .. old[i]) end
+  end
+end
+
+local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
+                             attempt = tonumber(job[3]), at = now })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return 1

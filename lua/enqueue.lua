@@ -1,0 +1,68 @@
+-- enqueue: create a job and put it in the waiting list, or in the delayed set
+-- when it should run later.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:" (string prefix; every key below is derived
+--            from it, so the script touches one hash slot)
+--   P:{Q}:job:<id>  hash   the job record
+--   P:{Q}:waiting   list   ids ready to run (LPUSH here, claim RPOPs the other end)
+--   P:{Q}:delayed   zset   id -> run_at (ms)
+--   P:{Q}:wake      list   0 or 1 token; idle workers block on it
+--   P:{Q}:stats     hash   counters
+-- ARGV[1] -> job id, "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
+-- ARGV[2] -> job type (handler name)
+-- ARGV[3] -> payload (JSON text)
+-- ARGV[4] -> now, Unix time in ms
+-- ARGV[5] -> run_at in ms; 0 or <= now means run now
+-- ARGV[6] -> max attempts (>= 1)
+-- ARGV[7..] -> optional field/value pairs stored on the job: timeout_ms,
+--             priority, backoff_base_ms, backoff_cap_ms, callback, key
+-- Returns: the job id; -5 when a job with this id already exists; -8 on a bad argument.
+-- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local jobType = ARGV[2]
+local payload = ARGV[3]
+local now = tonumber(ARGV[4])
+local runAt = tonumber(ARGV[5]) or 0
+local maxAttempts = tonumber(ARGV[6])
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
+if redis.call('EXISTS', jobKey) == 1 then return -5 end
+
+local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
+                  backoff_cap_ms = true, callback = true, key = true }
+local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
+                 'max_attempts', maxAttempts }
+for i = 7, #ARGV, 2 do
+  if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+
+local state
+if runAt > now then
+  state = 'delayed'
+  fields[#fields + 1] = 'run_at'
+  fields[#fields + 1] = runAt
+  redis.call('ZADD', prefix .. 'delayed', runAt, id)
+else
+  state = 'waiting'
+  redis.call('LPUSH', prefix .. 'waiting', id)
+  if redis.call('LLEN', prefix .. 'wake') == 0 then
+    redis.call('LPUSH', prefix .. 'wake', '1')
+  end
+end
+fields[#fields + 1] = 'state'
+fields[#fields + 1] = state
+redis.call('HSET', jobKey, unpack(fields))
+redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
+
+local event = cjson.encode({ event = 'enqueued', id = id, queue = queue, type = jobType,
+                             state = state, at = now, run_at = runAt > now and runAt or nil })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return id

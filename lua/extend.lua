@@ -1,0 +1,41 @@
+-- extend: renew the leases of several active jobs of one queue in one call
+-- (a worker's heartbeat), each only if the caller still holds it.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>  hash   state, token (read)
+--   P:{Q}:leases    zset   id -> new deadline (ms)
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2] -> lease length in ms; the new deadline is now + this
+-- ARGV[3], ARGV[4] -> first job id and its lease token; more pairs may follow
+-- Returns: an array with one code per pair, in order: 1 extended; -1 job
+--          missing; -2 not active; -3 token mismatch; -4 lease already expired.
+-- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
+
+local prefix = KEYS[1]
+local now = tonumber(ARGV[1])
+local leaseMs = tonumber(ARGV[2])
+local leasesKey = prefix .. 'leases'
+
+local codes = {}
+for i = 3, #ARGV - 1, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token')
+  local code
+  if not job[1] then
+    code = -1
+  elseif job[1] ~= 'active' then
+    code = -2
+  elseif job[2] ~= token then
+    code = -3
+  else
+    local deadline = tonumber(redis.call('ZSCORE', leasesKey, id))
+    if not deadline or deadline < now then
+      code = -4
+    else
+      redis.call('ZADD', leasesKey, now + leaseMs, id)
+      code = 1
+    end
+  end
+  codes[#codes + 1] = code
+end
+return codes

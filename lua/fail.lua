@@ -1,0 +1,90 @@
+-- fail: record a failed attempt of an active job, if the caller still holds
+-- the lease; schedule a retry with capped exponential backoff and jitter, or
+-- make the job dead when it is out of attempts or the error is not retryable.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at
+--   P:{Q}:active    list   LREM the id
+--   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
+--   P:{Q}:dead      zset   id -> finished_at (ms)
+--   P:{Q}:stats     hash   failed / dead counters
+-- ARGV[1] -> job id
+-- ARGV[2] -> lease token from claim
+-- ARGV[3] -> now, Unix time in ms
+-- ARGV[4] -> error message of this attempt
+-- ARGV[5] -> 1 if the error may be retried, 0 if not
+-- ARGV[6] -> backoff base in ms (the job's backoff_base_ms field wins)
+-- ARGV[7] -> backoff cap in ms (the job's backoff_cap_ms field wins)
+-- ARGV[8] -> jitter, a random number in [0, 1) from the caller
+-- ARGV[9] -> keep at most this many dead jobs (-1: no count limit)
+-- Returns: {1, run_at} retry scheduled; {2, 0} dead; or -1 job missing,
+--          -2 not active, -3 token mismatch, -4 lease expired.
+-- Backoff: d = min(cap, base * 2^(attempts-1)); delay = d/2 + d/2 * jitter.
+-- Keeps: invariants 2, 4 and 5 (every attempt's error is kept).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local token = ARGV[2]
+local now = tonumber(ARGV[3])
+local message = ARGV[4]
+local retryable = ARGV[5] == '1'
+local jitter = tonumber(ARGV[8]) or 0
+local keepDead = tonumber(ARGV[9]) or -1
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms')
+if not job[1] then return -1 end
+if job[1] ~= 'active' then return -2 end
+if job[2] ~= token then return -3 end
+local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+if not deadline or deadline < now then return -4 end
+
+local attempts = tonumber(job[3]) or 1
+local maxAttempts = tonumber(job[4]) or 1
+local errors = job[5] and cjson.decode(job[5]) or {}
+errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[6] }
+while #errors > 50 do table.remove(errors, 1) end
+
+redis.call('LREM', prefix .. 'active', 1, id)
+redis.call('ZREM', prefix .. 'leases', id)
+redis.call('HDEL', jobKey, 'token')
+redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
+
+local event
+local status, runAt
+if retryable and attempts < maxAttempts then
+  local base = tonumber(job[7]) or tonumber(ARGV[6]) or 1000
+  local cap = tonumber(job[8]) or tonumber(ARGV[7]) or 3600000
+  local d = math.min(cap, base * 2 ^ (attempts - 1))
+  runAt = math.floor(now + d / 2 + d / 2 * jitter)
+  redis.call('HSET', jobKey, 'state', 'failed', 'run_at', runAt)
+  redis.call('ZADD', prefix .. 'retry', runAt, id)
+  redis.call('HINCRBY', prefix .. 'stats', 'failed', 1)
+  status = 1
+  event = { event = 'failed', id = id, queue = queue, state = 'failed', attempt = attempts,
+            error = message, run_at = runAt, at = now }
+else
+  runAt = 0
+  local deadKey = prefix .. 'dead'
+  redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
+  redis.call('ZADD', deadKey, now, id)
+  redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+  if keepDead >= 0 then
+    local excess = redis.call('ZCARD', deadKey) - keepDead
+    if excess > 0 then
+      local old = redis.call('ZPOPMIN', deadKey, math.min(excess, 100))
+      for i = 1, #old, 2 do redis.call('DEL', prefix .. 'job:' .. old[i]) end
+    end
+  end
+  status = 2
+  event = { event = 'dead', id = id, queue = queue, state = 'dead', attempt = attempts,
+            error = message, at = now }
+end
+event = cjson.encode(event)
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return { status, runAt }

@@ -1,0 +1,63 @@
+-- promote: move delayed jobs and failed jobs whose retry time has come to the
+-- waiting list, oldest due first. At most one sweep per queue runs per
+-- interval across the fleet.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:guard:promote string  SET NX PX <interval>: the sweep's ticket
+--   P:{Q}:delayed       zset    id -> run_at (ms), state "delayed"
+--   P:{Q}:retry         zset    id -> run_at (ms), state "failed"
+--   P:{Q}:waiting       list    LPUSH due ids (they queue behind waiting ones)
+--   P:{Q}:job:<id>      hash    state -> waiting
+--   P:{Q}:wake          list    re-armed when anything was promoted
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
+-- ARGV[3] -> at most this many jobs per set per call
+-- Returns: {promoted, next_due}: next_due is the earliest run_at still in
+--          either set (ms), or -1 when both are empty; {-1, next_due} when
+--          another sweep ran within the interval.
+-- Keeps: invariant 4 (delayed/retry -> waiting atomically) and 5.
+
+local prefix = KEYS[1]
+local now = tonumber(ARGV[1])
+local guardMs = tonumber(ARGV[2]) or 0
+local limit = tonumber(ARGV[3]) or 1000
+
+local queue = string.match(prefix, '{([^}]*)}:$')
+local sets = { prefix .. 'delayed', prefix .. 'retry' }
+
+local function nextDue()
+  local best = -1
+  for _, key in ipairs(sets) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local due = tonumber(first[2])
+      if best < 0 or due < best then best = due end
+    end
+  end
+  return best
+end
+
+if guardMs > 0 and not redis.call('SET', prefix .. 'guard:promote', now, 'PX', guardMs, 'NX') then
+  return { -1, nextDue() }
+end
+
+local promoted = 0
+for _, key in ipairs(sets) do
+  local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', key, id)
+    local jobKey = prefix .. 'job:' .. id
+    if redis.call('EXISTS', jobKey) == 1 then
+      redis.call('HSET', jobKey, 'state', 'waiting')
+      redis.call('LPUSH', prefix .. 'waiting', id)
+      promoted = promoted + 1
+      local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now })
+      redis.call('PUBLISH', prefix .. 'events', event)
+      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+    end
+  end
+end
+if promoted > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+return { promoted, nextDue() }

@@ -1,0 +1,35 @@
+-- purge: delete the jobs of a queue in one state, with their records. Active
+-- jobs cannot be purged (their workers hold leases); cancel them instead.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:waiting                     list  for state "waiting"
+--   P:{Q}:delayed                     zset  for state "delayed"
+--   P:{Q}:retry                       zset  for state "failed"
+--   P:{Q}:completed / dead / cancelled zset for those states
+--   P:{Q}:job:<id>                    hash  deleted
+-- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
+-- ARGV[2] -> at most this many per call (the caller calls again while the
+--            return equals it)
+-- Returns: the number of jobs deleted; -8 for a state that cannot be purged.
+-- Keeps: invariant 4 (an id and its record go together).
+
+local prefix = KEYS[1]
+local state = ARGV[1]
+local limit = tonumber(ARGV[2]) or 1000
+
+local sets = { delayed = 'delayed', failed = 'retry', completed = 'completed',
+               dead = 'dead', cancelled = 'cancelled' }
+local ids
+if state == 'waiting' then
+  local key = prefix .. 'waiting'
+  ids = redis.call('LRANGE', key, -limit, -1)
+  if #ids > 0 then redis.call('LTRIM', key, 0, -(#ids + 1)) end
+elseif sets[state] then
+  ids = {}
+  local popped = redis.call('ZPOPMIN', prefix .. sets[state], limit)
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+else
+  return -8
+end
+for _, id in ipairs(ids) do redis.call('DEL', prefix .. 'job:' .. id) end
+return #ids

@@ -1,0 +1,98 @@
+-- reap: redeliver jobs whose lease expired (their worker died, hung or lost its
+-- connection) and jobs found in the active list with no lease at all. At most
+-- one sweep per queue runs per interval across the whole fleet.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:guard:reap string  SET NX PX <interval>: the sweep's ticket
+--   P:{Q}:leases     zset    id -> deadline (ms); expired ones are reaped
+--   P:{Q}:active     list    scanned for ids without a lease
+--   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
+--   P:{Q}:dead       zset    stalled jobs that were on their last attempt
+--   P:{Q}:job:<id>   hash    state, errors, last_error
+--   P:{Q}:wake       list    re-armed when anything was redelivered
+--   P:{Q}:stats      hash    stalled / dead counters
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
+-- ARGV[3] -> at most this many jobs of each kind per call
+-- Returns: {stalled, orphans, dead} counts; {-1, 0, 0} when another sweep ran
+--          within the interval.
+-- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
+--        stays counted) and 4.
+
+local prefix = KEYS[1]
+local now = tonumber(ARGV[1])
+local guardMs = tonumber(ARGV[2]) or 0
+local limit = tonumber(ARGV[3]) or 1000
+
+local queue = string.match(prefix, '{([^}]*)}:$')
+local activeKey, leasesKey, waitingKey = prefix .. 'active', prefix .. 'leases', prefix .. 'waiting'
+
+if guardMs > 0 and not redis.call('SET', prefix .. 'guard:reap', now, 'PX', guardMs, 'NX') then
+  return { -1, 0, 0 }
+end
+
+local function publish(event)
+  local text = cjson.encode(event)
+  redis.call('PUBLISH', prefix .. 'events', text)
+  redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
+end
+
+local stalled, orphans, dead = 0, 0, 0
+
+local expired = redis.call('ZRANGEBYSCORE', leasesKey, '-inf', '(' .. now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  local jobKey = prefix .. 'job:' .. id
+  redis.call('LREM', activeKey, 1, id)
+  redis.call('ZREM', leasesKey, id)
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker')
+  if redis.call('EXISTS', jobKey) == 1 then
+    local attempts = tonumber(job[1]) or 1
+    local maxAttempts = tonumber(job[2]) or 1
+    local message = 'lease expired: worker ' .. (job[4] or '?') .. ' stopped renewing it (stalled)'
+    local errors = job[3] and cjson.decode(job[3]) or {}
+    errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[4] }
+    while #errors > 50 do table.remove(errors, 1) end
+    redis.call('HDEL', jobKey, 'token')
+    redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
+    redis.call('HINCRBY', prefix .. 'stats', 'stalled', 1)
+    if attempts >= maxAttempts then
+      redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
+      redis.call('ZADD', prefix .. 'dead', now, id)
+      redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+      dead = dead + 1
+      publish({ event = 'stalled', id = id, queue = queue, state = 'dead', attempt = attempts,
+                error = message, at = now })
+    else
+      redis.call('HSET', jobKey, 'state', 'waiting')
+      redis.call('RPUSH', waitingKey, id)
+      stalled = stalled + 1
+      publish({ event = 'stalled', id = id, queue = queue, state = 'waiting', attempt = attempts,
+                error = message, at = now })
+    end
+  end
+end
+
+-- Claim moves and stamps in one script, so an id in the active list without a
+-- lease was put there by something else (a crashed foreign worker that popped
+-- with LMOVE, a hand edit): give it back to the waiting list. Its attempt was
+-- never counted, because no claim ran.
+local tail = redis.call('LRANGE', activeKey, -limit, -1)
+for _, id in ipairs(tail) do
+  if not redis.call('ZSCORE', leasesKey, id) then
+    redis.call('LREM', activeKey, 1, id)
+    local jobKey = prefix .. 'job:' .. id
+    if redis.call('EXISTS', jobKey) == 1 then
+      redis.call('HDEL', jobKey, 'token')
+      redis.call('HSET', jobKey, 'state', 'waiting')
+      redis.call('RPUSH', waitingKey, id)
+      orphans = orphans + 1
+      publish({ event = 'stalled', id = id, queue = queue, state = 'waiting',
+                error = 'popped but never claimed', at = now })
+    end
+  end
+end
+
+if stalled + orphans > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+return { stalled, orphans, dead }

@@ -1,0 +1,56 @@
+-- retry: send dead jobs back to the waiting list by hand, with a fresh set of
+-- attempts; their error history is kept.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:dead      zset   ids leave it
+--   P:{Q}:waiting   list   LPUSH them
+--   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
+--   P:{Q}:wake      list   re-armed
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2] -> a job id, or "*" for the oldest dead jobs
+-- ARGV[3] -> with "*": at most this many per call
+-- Returns: the number of jobs sent back (one id: 1); -1 job missing; -6 the job
+--          is not dead.
+-- Keeps: invariants 4 and 5.
+
+local prefix = KEYS[1]
+local now = tonumber(ARGV[1])
+local which = ARGV[2]
+local limit = tonumber(ARGV[3]) or 1000
+
+local queue = string.match(prefix, '{([^}]*)}:$')
+local deadKey = prefix .. 'dead'
+
+local function revive(id)
+  local jobKey = prefix .. 'job:' .. id
+  redis.call('ZREM', deadKey, id)
+  redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
+  redis.call('HDEL', jobKey, 'finished_at', 'run_at')
+  redis.call('LPUSH', prefix .. 'waiting', id)
+  local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
+                               retried = true, at = now })
+  redis.call('PUBLISH', prefix .. 'events', event)
+  redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+end
+
+local count = 0
+if which == '*' then
+  for _, id in ipairs(redis.call('ZRANGE', deadKey, 0, limit - 1)) do
+    if redis.call('EXISTS', prefix .. 'job:' .. id) == 1 then
+      revive(id)
+      count = count + 1
+    else
+      redis.call('ZREM', deadKey, id)
+    end
+  end
+else
+  local state = redis.call('HGET', prefix .. 'job:' .. which, 'state')
+  if not state then return -1 end
+  if state ~= 'dead' then return -6 end
+  revive(which)
+  count = 1
+end
+if count > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+return count
