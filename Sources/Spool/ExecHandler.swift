@@ -55,10 +55,11 @@ public struct ExecHandler: Sendable {
             child.cancelled.store(true, ordering: .relaxed)
             let p = child.pid.withLock { $0 }
             if p > 0 {
-                kill(p, SIGTERM)
+                // The child leads its own process group: signal everything it started.
+                kill(-p, SIGTERM)
                 DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
                     // Only if that same child still runs: `pid` is cleared once it is reaped.
-                    child.pid.withLock { current in if current == p { kill(p, SIGKILL) } }
+                    child.pid.withLock { current in if current == p { kill(-p, SIGKILL) } }
                 }
             }
         }
@@ -71,73 +72,64 @@ public struct ExecHandler: Sendable {
     }
 
     private func runBlocking(_ context: JobContext, child: Child) throws -> String? {
-        guard let executable = Self.resolve(argv[0]) else {
+        guard let executable = ChildProcess.which(argv[0]) else {
             throw JobFailure("cannot run \(argv[0]): not found or not executable")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(argv.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment["SPOOL_JOB_ID"] = context.id
         environment["SPOOL_QUEUE"] = context.queue
         environment["SPOOL_JOB_TYPE"] = context.type
         environment["SPOOL_ATTEMPT"] = String(context.attempt)
         environment["SPOOL_MAX_ATTEMPTS"] = String(context.maxAttempts)
-        process.environment = environment
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess.spawn(
+                executable, arguments: Array(argv.dropFirst()), environment: environment,
+                stdin: .pipe, stdout: .pipe, stderr: .pipe)
         } catch {
-            throw JobFailure("cannot run \(argv[0]): \(error.localizedDescription)")
+            throw JobFailure(error.message)
         }
-        child.pid.withLock { $0 = process.processIdentifier }
-        if child.cancelled.load(ordering: .relaxed) { kill(process.processIdentifier, SIGTERM) }
+        child.pid.withLock { $0 = process.pid }
+        if child.cancelled.load(ordering: .relaxed) { process.signal(SIGTERM) }
 
         let readers = DispatchGroup()
         let out = Capture(limit: stdoutLimit, keepTail: false)
         let err = Capture(limit: stderrTail, keepTail: true)
-        readers.enter()
-        DispatchQueue.global().async {
-            out.drain(stdout.fileHandleForReading.fileDescriptor)
-            readers.leave()
-        }
-        readers.enter()
-        DispatchQueue.global().async {
-            err.drain(stderr.fileHandleForReading.fileDescriptor)
-            readers.leave()
+        for (capture, fd) in [(out, process.stdout), (err, process.stderr)] {
+            readers.enter()
+            DispatchQueue.global().async {
+                capture.drain(fd)
+                readers.leave()
+            }
         }
         // A child that does not read its stdin gets EPIPE, not SIGPIPE (ignored by the worker).
         let input = Array(context.payload.utf8)
         input.withUnsafeBytes { raw in
             var offset = 0
-            let fd = stdin.fileHandleForWriting.fileDescriptor
             while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = write(process.stdin, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 offset += n
             }
         }
-        try? stdin.fileHandleForWriting.close()
+        close(process.stdin)
 
-        exited.wait()
+        let termination = process.wait()
         child.pid.withLock { $0 = 0 }
         // Grandchildren may hold the pipes open; do not wait on them for long.
         _ = readers.wait(timeout: .now() + 1)
+        close(process.stdout)
+        close(process.stderr)
 
-        let status = process.terminationStatus
-        if process.terminationReason == .uncaughtSignal {
+        switch termination {
+        case .signaled(let signal):
             let why = child.cancelled.load(ordering: .relaxed) ? " (stopped: attempt cancelled or timed out)" : ""
-            throw JobFailure("killed by signal \(status)\(why)" + err.suffix)
-        }
-        guard status == 0 else {
+            throw JobFailure("killed by signal \(signal)\(why)" + err.suffix)
+        case .exited(let status) where status != 0:
             throw JobFailure("exit status \(status)" + err.suffix)
+        case .exited:
+            break
         }
         if out.overflowed { throw JobFailure("stdout is larger than \(stdoutLimit) bytes") }
         let text = out.text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -145,16 +137,6 @@ public struct ExecHandler: Sendable {
         return JSONCheck.isValid(text) ? text : JSONCheck.quote(text)
     }
 
-    /// A path for `name`: as given when it has a slash, else the first match on PATH.
-    static func resolve(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
 }
 
 /// Reads a pipe to its end, keeping the first (or last) `limit` bytes.
