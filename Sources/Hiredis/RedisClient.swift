@@ -51,7 +51,8 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     private func live() throws(RedisError) -> RedisConnection {
-        if let connection, !connection.isBroken { return connection }
+        if let connection, !connection.peerClosed { return connection }
+        connection?.close()
         connection = nil
         socket.withLock { $0 = -1 }
         let fresh = try RedisConnection(url: url, timeouts: timeouts)

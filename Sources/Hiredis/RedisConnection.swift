@@ -98,6 +98,16 @@ public final class RedisConnection {
         return spool_redis_fd(context)
     }
 
+    /// True when the server has closed the socket (or sent something unasked)
+    /// while no command was outstanding: a restart or CLIENT KILL since the last
+    /// use. Checked with a zero-timeout poll, so reuse after an outage does not
+    /// fail the first command.
+    public var peerClosed: Bool {
+        guard let context, !isBroken else { return true }
+        var p = pollfd(fd: spool_redis_fd(context), events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) != 0
+    }
+
     /// Changes the socket read/write timeout (seconds).
     public func setCommandTimeout(_ seconds: Double) {
         guard let context else { return }

@@ -47,7 +47,9 @@ public struct ExecHandler: Sendable {
         let grace = killGrace
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String?, any Error>) in
-                DispatchQueue.global().async {
+                // Its own thread: it blocks in waitpid, and the global queues'
+                // pool is only as wide as the CPU count.
+                Thread.detachNewThread {
                     continuation.resume(with: Result { try self.runBlocking(context, child: child) })
                 }
             }
@@ -97,7 +99,7 @@ public struct ExecHandler: Sendable {
         let err = Capture(limit: stderrTail, keepTail: true)
         for (capture, fd) in [(out, process.stdout), (err, process.stderr)] {
             readers.enter()
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 capture.drain(fd)
                 readers.leave()
             }

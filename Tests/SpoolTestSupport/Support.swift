@@ -47,3 +47,11 @@ public final class RunningWorker: Sendable {
         await task.value
     }
 }
+
+/// Runs blocking work (process control, sleeps) on its own thread, so it never
+/// holds one of the cooperative pool's few threads.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}

@@ -138,11 +138,11 @@ struct QueueTests {
 
     @Test func heartbeatKeepsALongJobsLease() async throws {
         let queue = uniqueQueue("long")
-        let config = testConfiguration(url: url) { $0.defaults.visibilityTimeout = 0.3 }
+        let config = testConfiguration(url: url) { $0.defaults.visibilityTimeout = 1 }
         let client = SpoolClient(configuration: config)
         var handlers = JobHandlers()
         handlers.register("slow") { context in
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(3500))
             return context.leaseLost ? #""lost""# : #""kept""#
         }
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))

@@ -1,0 +1,143 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Testing
+
+/// The Lua scripts driven directly with a chosen `now`, so lease expiry and
+/// backoff are exact rather than timed.
+@Suite("Lua scripts with controlled time")
+struct ScriptTests {
+    let conn: RedisConnection
+    let url: RedisURL
+    let queue: String
+    let keys: QueueKeys
+    let t0 = 1_800_000_000_000
+
+    init() throws {
+        url = try SharedRedis.url
+        conn = try RedisConnection(url: url)
+        queue = uniqueQueue("script")
+        keys = QueueKeys(prefix: "spool", queue: queue)
+    }
+
+    func enqueue(maxAttempts: Int = 3, extra: [String] = []) throws -> String {
+        let id = JobID.make(queue: queue, nowMillis: t0)
+        let reply = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), "0", String(maxAttempts)] + extra)
+        #expect(reply.string == id)
+        return id
+    }
+
+    func claim(at now: Int, token: String, leaseMs: Int = 1000) throws -> [RedisValue]? {
+        try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w-\(token)", token, String(leaseMs)]).array
+    }
+
+    func complete(_ id: String, token: String, at now: Int, result: String) throws -> Int? {
+        try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, token, String(now), result, "-1"]).int
+    }
+
+    @Test func anExpiredLeaseFencesOutItsHolder() throws {
+        let id = try enqueue()
+        let first = try #require(try claim(at: t0, token: "A"))
+        #expect(first[0].string == id && first[3].int == 1 && first[6].int == t0 + 1000)
+        // Within the lease, extend works; after it, nothing from A is accepted.
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 900), "1000", id, "A"]) == .array([.integer(1)]))
+        #expect(try complete(id, token: "A", at: t0 + 2001, result: "\"A\"") == -4)
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 2001), "1000", id, "A"]) == .array([.integer(-4)]))
+        let failArgs = [id, "A", String(t0 + 2001), "late", "1", "100", "1000", "0", "-1"]
+        #expect(try conn.eval(Scripts.fail, keys: [keys.prefix], args: failArgs).int == -4)
+
+        // The reaper redelivers it with the attempt counted; B claims it.
+        let reaped = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 2001), "0", "100"])
+        #expect(reaped == .array([.integer(1), .integer(0), .integer(0)]))
+        #expect(try conn.command(["HGET", keys.job(id), "last_error"]).string?.contains("stalled") == true)
+        let second = try #require(try claim(at: t0 + 2002, token: "B"))
+        #expect(second[0].string == id && second[3].int == 2)
+
+        // A's token no longer matches, even within B's lease.
+        #expect(try complete(id, token: "A", at: t0 + 2003, result: "\"A\"") == -3)
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 2003), "1000", id, "A", id, "B"]) == .array([.integer(-3), .integer(1)]))
+        #expect(try complete(id, token: "B", at: t0 + 2004, result: "\"B\"") == 1)
+        #expect(try complete(id, token: "B", at: t0 + 2005, result: "\"again\"") == -2)
+        #expect(try conn.command(["HGET", keys.job(id), "result"]).string == "\"B\"")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    @Test func backoffIsExponentialCappedAndJittered() throws {
+        let id = try enqueue(maxAttempts: 6)
+        var now = t0
+        var delays: [Int] = []
+        // base 100 ms, cap 500 ms, jitter 0 -> half of min(cap, base·2^(n-1)).
+        for attempt in 1...5 {
+            let token = "T\(attempt)"
+            _ = try #require(try claim(at: now, token: token))
+            let reply = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, token, String(now), "e\(attempt)", "1", "100", "500", "0", "-1"])
+            let parts = try #require(reply.array)
+            #expect(parts[0].int == 1)
+            let runAt = try #require(parts[1].int)
+            delays.append(runAt - now)
+            #expect(try conn.command(["HGET", keys.job(id), "state"]).string == "failed")
+            #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(runAt - 1), "0", "100"]).array?.first?.int == 0, "not due yet")
+            #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(runAt), "0", "100"]).array?.first?.int == 1)
+            now = runAt
+        }
+        #expect(delays == [50, 100, 200, 250, 250])
+
+        // Jitter 0.999 gives nearly the whole delay; the last attempt makes it dead.
+        _ = try #require(try claim(at: now, token: "T6"))
+        let last = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T6", String(now), "e6", "1", "100", "500", "0.999", "-1"])
+        #expect(last == .array([.integer(2), .integer(0)]))
+        let errors = try #require(try conn.command(["HGET", keys.job(id), "errors"]).string)
+        let decoded = try JSONDecoder().decode([AttemptError].self, from: Data(errors.utf8))
+        #expect(decoded.map(\.error) == ["e1", "e2", "e3", "e4", "e5", "e6"])
+        #expect(try conn.command(["ZSCORE", keys.dead, id]).int == now)
+
+        // Per-job backoff fields override the queue's.
+        let other = try enqueue(maxAttempts: 2, extra: ["backoff_base_ms", "1000", "backoff_cap_ms", "1000"])
+        _ = try #require(try claim(at: t0, token: "X"))
+        let reply = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [other, "X", String(t0), "e", "1", "100", "500", "1", "-1"])
+        #expect(reply.array?[1].int == t0 + 1000)
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    @Test func aJobPoppedButNeverClaimedIsRecovered() throws {
+        let id = try enqueue()
+        // What a worker that pops with LMOVE and dies before stamping a lease leaves behind.
+        #expect(try conn.command(["LMOVE", keys.waiting, keys.active, "RIGHT", "LEFT"]).string == id)
+        let problems = try InvariantChecker.violations(queue: queue, url: url)
+        #expect(problems.contains("\(id) is active without a lease"), "the checker must see it: \(problems)")
+        let reaped = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0), "0", "100"])
+        #expect(reaped == .array([.integer(0), .integer(1), .integer(0)]))
+        #expect(try conn.command(["LRANGE", keys.waiting, "0", "-1"]) == .array([.string(id)]))
+        #expect(try conn.command(["HGET", keys.job(id), "state"]).string == "waiting")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        // It is claimable again, on its first counted attempt.
+        #expect(try claim(at: t0, token: "C")?[3].int == 1)
+    }
+
+    @Test func reapGuardAllowsOneSweepPerInterval() throws {
+        let args = [String(t0), "60000", "100"]
+        let first = try conn.eval(Scripts.reap, keys: [keys.prefix], args: args)
+        let second = try conn.eval(Scripts.reap, keys: [keys.prefix], args: args)
+        #expect(first.array?.first?.int == 0)
+        #expect(second.array?.first?.int == -1, "a second sweep within the interval is skipped")
+    }
+
+    @Test func enqueueRejectsDuplicateIdsAndBadArguments() throws {
+        let id = try enqueue()
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), "0", "3"]).int == -5)
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id + "x", "t", "{}", String(t0), "0", "0"]).int == -8)
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id + "y", "t", "{}", String(t0), "0", "3", "bogus", "1"]).int == -8)
+        #expect(try conn.command(["LLEN", keys.waiting]).int == 1)
+    }
+
+    @Test func delayedJobsWaitForTheirTime() throws {
+        let id = JobID.make(queue: queue, nowMillis: t0)
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), String(t0 + 5000), "3"]).string == id)
+        #expect(try conn.command(["HGET", keys.job(id), "state"]).string == "delayed")
+        #expect(try claim(at: t0, token: "D") == nil)
+        #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 4999), "0", "100"]) == .array([.integer(0), .integer(t0 + 5000)]))
+        #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 5000), "0", "100"]) == .array([.integer(1), .integer(-1)]))
+        #expect(try claim(at: t0 + 5000, token: "D")?[0].string == id)
+    }
+}
