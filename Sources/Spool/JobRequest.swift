@@ -37,11 +37,13 @@ public struct JobRequest: Sendable, Equatable {
         guard Names.isValid(queue) else { throw bad("queue name \"\(queue)\" must match [A-Za-z0-9._-]{1,64}") }
         guard Names.isValid(type) else { throw bad("job type \"\(type)\" must match [A-Za-z0-9._-]{1,64}") }
         let size = payload.utf8.count
-        guard size <= payloadLimit else { throw bad("payload is \(size) bytes, over the limit of \(payloadLimit)") }
+        guard size <= payloadLimit else {
+            throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is \(size) bytes, over the limit of \(payloadLimit) (payload_limit)")
+        }
         do {
             _ = try JSONSerialization.jsonObject(with: Data(payload.utf8), options: [.fragmentsAllowed])
         } catch {
-            throw bad("payload is not valid JSON: \(JSONCheck.reason(error))")
+            throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is not valid JSON: \(JSONCheck.reason(error))")
         }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw bad("max attempts must be between 1 and 1000") }
         if let timeout, !(timeout > 0 && timeout <= 7 * 86400) { throw bad("timeout must be between 0 and 604800 seconds") }

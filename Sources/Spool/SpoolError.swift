@@ -4,8 +4,10 @@ import Hiredis
 /// queue and job.
 public struct SpoolError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
-        /// A caller's argument is wrong (bad name, bad JSON, too large, bad option).
+        /// A caller's argument is wrong (bad name, bad option).
         case invalidInput
+        /// The payload is not JSON or is over the size limit.
+        case invalidPayload
         /// No job with that id.
         case jobNotFound
         /// The job is not in a state the operation applies to.

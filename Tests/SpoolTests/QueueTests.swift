@@ -206,10 +206,10 @@ struct QueueTests {
             } catch { return error }
         }
         let badJSON = await rejection(JobRequest(queue: queue, type: "t", payload: "{nope"))
-        #expect(badJSON?.code == .invalidInput)
+        #expect(badJSON?.code == .invalidPayload)
         #expect(badJSON?.message.hasPrefix("payload is not valid JSON") == true)
         let big = await rejection(JobRequest(queue: queue, type: "t", payload: "\"" + String(repeating: "x", count: 2000) + "\""))
-        #expect(big?.message == "payload is 2002 bytes, over the limit of 1000")
+        #expect(big?.message == "payload is 2002 bytes, over the limit of 1000 (payload_limit)")
         let badQueue = await rejection(JobRequest(queue: "no spaces", type: "t"))
         #expect(badQueue?.message.contains("queue name \"no spaces\"") == true)
         let badType = await rejection(JobRequest(queue: queue, type: String(repeating: "t", count: 65)))

@@ -1,0 +1,68 @@
+# Spool's entry points. On a fresh Debian 12 machine `make run` and `make test`
+# do everything: each first installs what is missing (`deps`).
+#
+# Redis servers started here are always stopped through their pid files;
+# nothing is ever killed by name. The logic lives in scripts/ so each step can
+# also be run by hand.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Swift lives in /opt/swift on the project's machines: use it when nothing on
+# PATH comes first.
+ifneq ($(wildcard /opt/swift/usr/bin/swift),)
+export PATH := $(PATH):/opt/swift/usr/bin
+endif
+
+# Extra arguments: make test TEST_ARGS="--filter ClaimTests", make bench BENCH_ARGS="--help".
+TEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: help deps build release lua test run stop bench chaos clean
+
+help:
+	@echo "make run      install what is missing, build, start Redis + a worker, run a demo batch"
+	@echo "make stop     stop the worker and Redis that make run started"
+	@echo "make test     run every test against a private redis-server on a free loopback port"
+	@echo "make build    debug build (swift build)"
+	@echo "make release  release build of the spool binary"
+	@echo "make bench    spool bench (release) against a private redis-server"
+	@echo "make lua      regenerate Sources/Spool/Generated/LuaSources.swift from lua/"
+	@echo "make deps     install the apt packages that are missing and check Swift"
+	@echo "make clean    stop make run's processes and remove .build and .run"
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@echo "build: swift build"
+	@swift build
+
+release: deps
+	@echo "release: swift build -c release --product spool"
+	@swift build -c release --product spool
+
+lua:
+	@scripts/embed-lua.sh
+	@echo "lua: wrote Sources/Spool/Generated/LuaSources.swift from lua/*.lua"
+
+test: deps
+	@scripts/test.sh $(TEST_ARGS)
+
+run: build
+	@scripts/run.sh
+
+stop:
+	@scripts/stop.sh
+
+bench: release
+	@scripts/bench.sh $(BENCH_ARGS)
+
+chaos:
+	@echo "chaos: the kill-workers-and-restart-Redis run comes with the worker supervisor (spool worker --processes N); not available yet"
+
+clean: stop
+	@echo "clean: swift package clean; rm -rf .build .run"
+	@swift package clean
+	@rm -rf .build .run

@@ -1,0 +1,54 @@
+import Foundation
+import Spool
+
+/// Helpers shared by the commands that print jobs and queues.
+enum Output {
+    /// Prints `value` as pretty JSON with sorted snake_case keys.
+    static func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+        // Foundation on Linux pretty-prints an empty array as "[\n\n]". Strings
+        // cannot hold a raw newline, so this only touches layout.
+        print(text.replacing(#/\[\n\n *\]/#, with: "[]").replacing(#/\{\n\n *\}/#, with: "{}"))
+    }
+
+    /// Unix milliseconds as ISO 8601 UTC with milliseconds.
+    static func time(_ millis: Int) -> String {
+        let date = Date(timeIntervalSince1970: Double(millis) / 1000)
+        return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// A short age such as `42s`, `5m`, `3h`, `2d`.
+    static func age(since millis: Int, now: Int) -> String {
+        let s = max(0, (now - millis) / 1000)
+        switch s {
+        case ..<60: return "\(s)s"
+        case ..<3600: return "\(s / 60)m"
+        case ..<86400: return "\(s / 3600)h"
+        default: return "\(s / 86400)d"
+        }
+    }
+
+    /// `text` on one line, cut to `limit` characters.
+    static func oneLine(_ text: String, limit: Int) -> String {
+        let flat = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
+    }
+
+    /// Prints rows under a header, columns padded; `numeric` columns align right.
+    static func printTable(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        for row in all {
+            let cells = row.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                if i == row.count - 1 && !numeric.contains(i) { return cell }
+                return numeric.contains(i) ? pad + cell : cell + pad
+            }
+            print(cells.joined(separator: "  "))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Testing
+
+/// The `spool` executable: output for scripts, errors as one line and a sysexits code.
+@Suite("spool CLI")
+struct CLITests {
+    let environment: [String: String]
+    init() throws { environment = try testEnvironment(redis: try SharedRedis.urlString) }
+
+    func spool(_ arguments: String..., stdin: String? = nil, env: [String: String] = [:]) async throws -> CommandResult {
+        try await runSpool(arguments, environment: environment.merging(env) { $1 }, stdin: stdin)
+    }
+
+    /// One line on stderr that starts with `spool:` and says `fragment`.
+    func expectError(_ r: CommandResult, status: Int32, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == status, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "one line, got: \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("spool: "), sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(fragment), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stdout.isEmpty, sourceLocation: sourceLocation)
+    }
+
+    @Test func enqueuePrintsTheIdAloneAndStatusReadsIt() async throws {
+        let queue = uniqueQueue("cli")
+        let r = try await spool("enqueue", queue, "greet", "--payload", #"{"name":"Ada"}"#, "--max-attempts", "2")
+        #expect(r.status == 0, "\(r.stderr)")
+        let id = r.stdout.trimmingCharacters(in: .newlines)
+        #expect(r.stdout == id + "\n" && JobID.queue(of: id) == queue)
+
+        let status = try await spool("status", id, "--json")
+        #expect(status.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        #expect(object?["state"] as? String == "waiting")
+        #expect(object?["max_attempts"] as? Int == 2)
+
+        let human = try await spool("status", id)
+        #expect(human.stdout.contains("waiting") && human.stdout.contains("greet"))
+        let counts = try await spool("status", "--json")
+        #expect(counts.stdout.contains(queue))
+        let listed = try await spool("jobs", queue, "--state", "waiting", "--json")
+        #expect(listed.stdout.contains(id))
+    }
+
+    @Test func payloadFromStdinAndFromAFile() async throws {
+        let queue = uniqueQueue("cli")
+        let fromStdin = try await spool("enqueue", queue, "t", "--payload", "-", stdin: #"[1,2,3]"#)
+        #expect(fromStdin.status == 0)
+        let file = NSTemporaryDirectory() + "spool-payload-\(UUID().uuidString).json"
+        try #"{"from":"file"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try await spool("enqueue", queue, "t", "--payload", "@" + file)
+        #expect(fromFile.status == 0)
+        let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
+        #expect(try await client.job(fromStdin.stdout.trimmingCharacters(in: .newlines)).payload == "[1,2,3]")
+        #expect(try await client.job(fromFile.stdout.trimmingCharacters(in: .newlines)).payload == #"{"from":"file"}"#)
+    }
+
+    @Test func badInputGetsOneLineAndASysexitsCode() async throws {
+        let queue = uniqueQueue("cli")
+        expectError(try await spool("enqueue", queue, "t", "--payload", "{nope"), status: 65, "payload is not valid JSON")
+        expectError(try await spool("enqueue", queue, "t", "--payload", #""0123456789""#, env: ["SPOOL_PAYLOAD_LIMIT": "10"]), status: 65, "over the limit of 10")
+        expectError(try await spool("enqueue", "bad queue", "t"), status: 64, "queue name")
+        expectError(try await spool("enqueue", queue, "bad/type"), status: 64, "job type")
+        expectError(try await spool("enqueue", queue, "t", "--payload", "@/nonexistent/p.json"), status: 66, "/nonexistent/p.json")
+        expectError(try await spool("status", "\(queue).00000000deadbeef"), status: 66, "no such job")
+        expectError(try await spool("retry", "\(queue).00000000deadbeef"), status: 66, "no such job")
+        expectError(try await spool("purge", queue, "--state", "active"), status: 64, "active")
+        let closed = "redis://127.0.0.1:\(try TestRedis.freePort())"
+        expectError(try await spool("enqueue", queue, "t", "--redis", closed), status: 69, "127.0.0.1")
+        expectError(try await spool("status", env: ["SPOOL_REDIS_URL": closed]), status: 69, "127.0.0.1")
+        expectError(try await spool("worker", "--queue", queue, "--redis", closed), status: 69, "Redis")
+        expectError(try await spool("status", "--redis", "http://nope"), status: 64, "scheme must be redis or unix")
+        expectError(try await spool("status", "--config", "/nonexistent/spool.yaml"), status: 78, "/nonexistent/spool.yaml")
+        // Nothing was stored by any of the rejected enqueues.
+        let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
+        #expect(try await client.counts(queue) == QueueCounts(queue: queue))
+    }
+
+    @Test func passwordsNeverAppearInErrors() async throws {
+        let closed = "redis://app:sup3rsecret@127.0.0.1:\(try TestRedis.freePort())/0"
+        let r = try await spool("status", "--redis", closed)
+        #expect(r.status == 69)
+        #expect(!r.stderr.contains("sup3rsecret"), "\(r.stderr)")
+    }
+
+    @Test func helpIsThereForEverySubcommand() async throws {
+        for command in ["enqueue", "worker", "status", "jobs", "retry", "purge"] {
+            let r = try await spool(command, "--help")
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+            #expect(r.stdout.contains("USAGE:") && r.stdout.contains("--redis"), "\(command)")
+        }
+        let top = try await spool("--help")
+        #expect(top.status == 0 && top.stdout.contains("SUBCOMMANDS"))
+    }
+
+    @Test func deadJobsAreListedRetriedAndPurged() async throws {
+        let queue = uniqueQueue("cli")
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try await spool("enqueue", queue, "fails", "--max-attempts", "1").stdout.trimmingCharacters(in: .newlines)) }
+        let worker = try SpoolProcess(["worker", "--queue", queue, "--exec", "fails=false"], environment: environment)
+        defer { worker.kill() }
+        let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
+        #expect(await eventually { try await client.counts(queue).dead == 3 })
+        worker.signal(SIGTERM)
+        #expect(try await worker.waitForExit(timeout: 10) == .exited(0))
+
+        let dead = try await spool("jobs", queue, "--state", "dead")
+        #expect(dead.status == 0 && ids.allSatisfy { dead.stdout.contains($0) })
+        let status = try await spool("status", ids[0])
+        #expect(status.stdout.contains("exit status 1"), "\(status.stdout)")
+        let one = try await spool("retry", ids[0])
+        #expect(one.status == 0)
+        expectError(try await spool("retry", ids[0]), status: 65, "not dead")
+        let all = try await spool("retry", "--all-dead", queue)
+        #expect(all.status == 0 && all.stdout.contains("2"))
+        #expect(try await client.counts(queue).waiting == 3)
+        let purged = try await spool("purge", queue, "--state", "waiting")
+        #expect(purged.status == 0 && purged.stdout.contains("3"))
+        #expect(try await client.counts(queue) == QueueCounts(queue: queue))
+    }
+}
