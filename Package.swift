@@ -42,6 +42,7 @@ let package = Package(
             name: "SpoolCLI",
             dependencies: [
                 "Spool",
+                "Hiredis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -21,18 +21,21 @@ extension RedisConnection {
         let command = Self.evalshaCommand(script, keys: keys, args: args)
         do {
             return try self.command(command)
-        } catch where error.isNoScript {
+        } catch  where error.isNoScript {
             try self.command(["SCRIPT", "LOAD", script.source])
             return try self.command(command)
         }
     }
 
-    /// Runs many calls of one script in a single pipeline. Replies come back in
-    /// order, error replies as ``RedisValue/error(_:)``; calls the server did not
-    /// know the script for are loaded and sent again.
-    public func evalPipelined(_ script: RedisScript, calls: [(keys: [String], args: [String])]) throws(RedisError) -> [RedisValue] {
+    /// Runs many calls of one script in a single pipeline, after the commands in
+    /// `first` (sent in the same write; their replies are dropped). Replies come
+    /// back in order, error replies as ``RedisValue/error(_:)``; calls the server
+    /// did not know the script for are loaded and sent again.
+    public func evalPipelined(_ script: RedisScript, calls: [(keys: [String], args: [String])], after first: [[String]] = []) throws(RedisError)
+        -> [RedisValue]
+    {
         let commands = calls.map { Self.evalshaCommand(script, keys: $0.keys, args: $0.args) }
-        var replies = try pipeline(commands)
+        var replies = Array(try pipeline(first + commands).dropFirst(first.count))
         let missing = replies.indices.filter {
             if case .error(let m) = replies[$0] { return m.hasPrefix("NOSCRIPT") }
             return false

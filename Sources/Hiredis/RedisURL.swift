@@ -78,7 +78,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
                 host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
                 let after = hostPort[hostPort.index(after: close)...]
                 if after.hasPrefix(":") {
-                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw RedisURLError("Redis URL has a bad port: \(after.dropFirst())") }
+                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else {
+                        throw RedisURLError("Redis URL has a bad port: \(after.dropFirst())")
+                    }
                     port = p
                 }
             } else if let colon = hostPort.lastIndex(of: ":") {

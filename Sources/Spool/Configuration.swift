@@ -83,7 +83,9 @@ public struct SpoolConfiguration: Sendable {
 
     /// The file named by SPOOL_CONFIG, else ./config/spool.yaml when present,
     /// else built-in defaults; then the environment overrides.
-    public static func load(path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws(SpoolError) -> SpoolConfiguration {
+    public static func load(path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws(SpoolError)
+        -> SpoolConfiguration
+    {
         var config = SpoolConfiguration()
         let explicit = path ?? environment["SPOOL_CONFIG"]
         let file = explicit ?? (FileManager.default.fileExists(atPath: "config/spool.yaml") ? "config/spool.yaml" : nil)
@@ -133,7 +135,9 @@ public struct SpoolConfiguration: Sendable {
         if let v = environment["SPOOL_PREFIX"], !v.isEmpty { prefix = v }
         if let v = environment["SPOOL_LOG_LEVEL"], !v.isEmpty { logLevel = v }
         if let v = environment["SPOOL_PAYLOAD_LIMIT"], !v.isEmpty {
-            guard let n = Int(v), n > 0 else { throw SpoolError(.configuration, "configuration", "SPOOL_PAYLOAD_LIMIT must be a positive number of bytes") }
+            guard let n = Int(v), n > 0 else {
+                throw SpoolError(.configuration, "configuration", "SPOOL_PAYLOAD_LIMIT must be a positive number of bytes")
+            }
             payloadLimit = n
         }
         try validate()

@@ -13,10 +13,11 @@ public enum JobID {
         fillRandom(&bytes)
         let time = String(nowMillis, radix: 16)
         let padded = String(repeating: "0", count: max(0, 12 - time.count)) + time
-        return queue + "." + padded + bytes.map { b in
-            let s = String(b, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
+        return queue + "." + padded
+            + bytes.map { b in
+                let s = String(b, radix: 16)
+                return s.count == 1 ? "0" + s : s
+            }.joined()
     }
 
     /// The queue part of an id, or nil when the id has no valid queue or suffix.

@@ -46,8 +46,7 @@ public struct SpoolClient: Sendable {
         let replies: [RedisValue]
         do {
             replies = try await redis.withConnection { conn in
-                try conn.command(["SADD", registry] + queues)
-                return try conn.evalPipelined(Scripts.enqueue, calls: scriptCalls)
+                try conn.evalPipelined(Scripts.enqueue, calls: scriptCalls, after: [["SADD", registry] + queues])
             }
         } catch {
             throw SpoolError.from(error, "enqueue", queue: requests[0].queue)
@@ -195,7 +194,8 @@ public struct SpoolClient: Sendable {
     /// Moves due delayed and retry jobs to waiting; returns how many, and the next due time (ms, -1 none).
     @discardableResult
     public func promote(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> (promoted: Int, nextDue: Int) {
-        let reply = try await eval(Scripts.promote, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "promote")
+        let reply = try await eval(
+            Scripts.promote, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "promote")
         let a = (reply.array ?? []).map { $0.int ?? 0 }
         guard a.count == 2 else { throw SpoolError(.redis, "promote", queue: queue, "unexpected reply \(reply)") }
         return (max(0, a[0]), a[1])

@@ -106,10 +106,12 @@ public final class Worker: Sendable {
     public func run() async {
         // A child that exits before reading its stdin must not kill the worker.
         signal(SIGPIPE, SIG_IGN)
-        logger.info("worker started", metadata: [
-            "queues": "\(options.queues.joined(separator: ","))", "concurrency": "\(options.concurrency)",
-            "handlers": "\(handlers.types.joined(separator: ","))",
-        ])
+        logger.info(
+            "worker started",
+            metadata: [
+                "queues": "\(options.queues.joined(separator: ","))", "concurrency": "\(options.concurrency)",
+                "handlers": "\(handlers.types.joined(separator: ","))",
+            ])
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.housekeepingLoop() }
@@ -273,7 +275,8 @@ public final class Worker: Sendable {
             do {
                 switch outcome {
                 case .completed(let result):
-                    let reply = try await redis.eval(Scripts.complete, keys: keys, args: [job.id, job.token, String(now), result, String(policy.keepCompleted)])
+                    let reply = try await redis.eval(
+                        Scripts.complete, keys: keys, args: [job.id, job.token, String(now), result, String(policy.keepCompleted)])
                     let code = reply.int ?? 0
                     if code == 1 {
                         log.debug("job completed")
@@ -342,7 +345,9 @@ public final class Worker: Sendable {
                     for (job, code) in zip(call.jobs, codes) where code.int != 1 && !job.lease.lost {
                         job.lease.markLost()
                         let why = SpoolError.script(code: code.int ?? 0, "extend", queue: job.queue, job: job.id).message
-                        logger.warning("lease lost; this attempt's outcome will be rejected", metadata: ["job": "\(job.id)", "queue": "\(job.queue)", "reason": "\(why)"])
+                        logger.warning(
+                            "lease lost; this attempt's outcome will be rejected",
+                            metadata: ["job": "\(job.id)", "queue": "\(job.queue)", "reason": "\(why)"])
                     }
                 }
             } catch {
@@ -368,9 +373,11 @@ public final class Worker: Sendable {
                     for queue in options.queues {
                         let reaped = try await client.reap(queue, guardMs: reapMs)
                         if reaped.stalled + reaped.orphans + reaped.dead > 0 {
-                            logger.warning("redelivered stalled jobs", metadata: [
-                                "queue": "\(queue)", "stalled": "\(reaped.stalled)", "orphans": "\(reaped.orphans)", "dead": "\(reaped.dead)",
-                            ])
+                            logger.warning(
+                                "redelivered stalled jobs",
+                                metadata: [
+                                    "queue": "\(queue)", "stalled": "\(reaped.stalled)", "orphans": "\(reaped.orphans)", "dead": "\(reaped.dead)",
+                                ])
                         }
                         try await client.trim(queue, guardMs: reapMs)
                     }

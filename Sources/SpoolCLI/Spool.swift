@@ -39,6 +39,7 @@ struct SpoolCommand: AsyncParsableCommand {
             JobsCommand.self,
             RetryCommand.self,
             PurgeCommand.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -47,23 +47,28 @@ struct WorkerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .customLong("queue"), help: ArgumentHelp(
-        "A queue to serve; repeat (or separate with commas) for several, highest priority first.", valueName: "queue"))
+    @Option(
+        name: .customLong("queue"),
+        help: ArgumentHelp(
+            "A queue to serve; repeat (or separate with commas) for several, highest priority first.", valueName: "queue"))
     var queues: [String] = []
 
     @Option(help: ArgumentHelp("Jobs run at once in this process.", valueName: "n"))
     var concurrency: Int = 1
 
-    @Option(name: .customLong("exec"), help: ArgumentHelp(
-        "Run jobs of TYPE with COMMAND (argv split on spaces, no shell); repeatable, overrides the config file's exec.",
-        valueName: "type=command"))
+    @Option(
+        name: .customLong("exec"),
+        help: ArgumentHelp(
+            "Run jobs of TYPE with COMMAND (argv split on spaces, no shell); repeatable, overrides the config file's exec.",
+            valueName: "type=command"))
     var execMappings: [String] = []
 
     @Option(help: ArgumentHelp("Seconds a claim lasts without a heartbeat (default: each queue's visibility_timeout).", valueName: "seconds"))
     var visibilityTimeout: Double?
 
-    @Option(help: ArgumentHelp(
-        "trace, debug, info, notice, warning, error or critical (default: the config's log_level, else info).", valueName: "level"))
+    @Option(
+        help: ArgumentHelp(
+            "trace, debug, info, notice, warning, error or critical (default: the config's log_level, else info).", valueName: "level"))
     var logLevel: String?
 
     @OptionGroup(title: "Connection Options") var connection: ConnectionOptions
@@ -96,7 +101,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 logger.notice("no exec handlers: this worker runs only spool.noop and spool.sleep jobs")
             }
             for (type, argv) in exec.sorted(by: { $0.key < $1.key }) where ChildProcess.which(argv[0]) == nil {
-                logger.warning("exec command not found or not executable; its jobs will fail", metadata: ["type": "\(type)", "command": "\(argv[0])"])
+                logger.warning(
+                    "exec command not found or not executable; its jobs will fail", metadata: ["type": "\(type)", "command": "\(argv[0])"])
             }
             worker = Worker(configuration: configuration, options: options, handlers: Self.handlers(exec), logger: logger)
         }

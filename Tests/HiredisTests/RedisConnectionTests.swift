@@ -112,3 +112,17 @@ struct RedisConnectionTests {
         #expect(try await client.command(["CLIENT", "ID"]).int != id)
     }
 }
+
+@Suite("Hiredis over a unix socket")
+struct UnixSocketTests {
+    @Test func connectsSelectsAndAnswers() async throws {
+        let server = try await offPool { try TestRedis(appendOnly: false) }
+        defer { server.stop() }
+        let url = try RedisURL(parsing: "unix://\(server.socketPath)?db=2")
+        let conn = try RedisConnection(url: url)
+        #expect(try conn.command(["SET", "k", "over-unix"]) == .status("OK"))
+        let tcp = try server.connect()
+        try tcp.command(["SELECT", "2"])
+        #expect(try tcp.command(["GET", "k"]) == .string("over-unix"))
+    }
+}

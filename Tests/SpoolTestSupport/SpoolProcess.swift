@@ -77,7 +77,8 @@ public final class SpoolProcess: Sendable {
 
     public init(_ arguments: [String], environment: [String: String]) throws {
         logFile = NSTemporaryDirectory() + "spool-proc-\(UUID().uuidString).log"
-        child = try ChildProcess.spawn(try SpoolBinary.path, arguments: arguments, environment: environment, stdout: .append(logFile), stderr: .append(logFile))
+        child = try ChildProcess.spawn(
+            try SpoolBinary.path, arguments: arguments, environment: environment, stdout: .append(logFile), stderr: .append(logFile))
     }
 
     public var pid: pid_t { child.pid }

@@ -17,6 +17,8 @@ public final class TestRedis: @unchecked Sendable {
 
     public var url: RedisURL { RedisURL(address: .tcp(host: "127.0.0.1", port: port)) }
     public var urlString: String { "redis://127.0.0.1:\(port)/0" }
+    /// The server also listens on this unix socket.
+    public var socketPath: String { directory + "/redis.sock" }
 
     /// Starts a server; `appendOnly` turns AOF on so a restart keeps the data.
     public init(appendOnly: Bool = true) throws {
@@ -36,7 +38,7 @@ public final class TestRedis: @unchecked Sendable {
             "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
             "--hash-max-listpack-value", "1024", "--daemonize", "no", "--loglevel", "warning",
-            "--logfile", directory + "/redis.log",
+            "--logfile", directory + "/redis.log", "--unixsocket", socketPath, "--unixsocketperm", "700",
         ]
         let p = try ChildProcess.spawn(try Self.which("redis-server"), arguments: arguments, stdout: .null, stderr: .null)
         lock.withLock { process = p }

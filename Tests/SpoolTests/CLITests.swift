@@ -61,7 +61,9 @@ struct CLITests {
     @Test func badInputGetsOneLineAndASysexitsCode() async throws {
         let queue = uniqueQueue("cli")
         expectError(try await spool("enqueue", queue, "t", "--payload", "{nope"), status: 65, "payload is not valid JSON")
-        expectError(try await spool("enqueue", queue, "t", "--payload", #""0123456789""#, env: ["SPOOL_PAYLOAD_LIMIT": "10"]), status: 65, "over the limit of 10")
+        expectError(
+            try await spool("enqueue", queue, "t", "--payload", #""0123456789""#, env: ["SPOOL_PAYLOAD_LIMIT": "10"]), status: 65,
+            "over the limit of 10")
         expectError(try await spool("enqueue", "bad queue", "t"), status: 64, "queue name")
         expectError(try await spool("enqueue", queue, "bad/type"), status: 64, "job type")
         expectError(try await spool("enqueue", queue, "t", "--payload", "@/nonexistent/p.json"), status: 66, "/nonexistent/p.json")

@@ -75,3 +75,31 @@ struct ExecHandlerTests {
         #expect(job.errors.first?.error == "cannot run /nonexistent/tool: not found or not executable")
     }
 }
+
+@Suite("Exec handlers run side by side")
+struct ExecConcurrencyTests {
+    @Test func idleSlotsAllPickUpJobsEnqueuedTogether() async throws {
+        let url = try SharedRedis.url
+        let queue = uniqueQueue("side")
+        let dir = NSTemporaryDirectory() + "spool-barrier-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Each job checks in, then waits (at most 10 s) until all four have: they
+        // can only all complete if four slots run them at the same time.
+        let barrier = """
+            touch "\(dir)/$SPOOL_JOB_ID"; i=0
+            while [ "$(ls "\(dir)" | wc -l)" -lt 4 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done
+            echo '"met"'
+            """
+        let config = testConfiguration(url: url)
+        let client = SpoolClient(configuration: config)
+        var handlers = JobHandlers()
+        handlers.register("meet", ExecHandler(argv: ["/bin/sh", "-c", barrier]).handler)
+        let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: 4), handlers: handlers))
+        // Let all four slots go idle and block first.
+        try await Task.sleep(for: .milliseconds(300))
+        let ids = try await client.enqueue((0..<4).map { _ in JobRequest(queue: queue, type: "meet", maxAttempts: 1) })
+        #expect(await eventually(timeout: 20) { try await client.counts(queue).completed == 4 })
+        await worker.stop()
+        for id in ids { #expect(try await client.job(id).result == #""met""#) }
+    }
+}

@@ -35,7 +35,8 @@ struct ProtocolTests {
             echo "ID=$id"
             """
         let result = try await offPool { () -> (Int32, String) in
-            let shell = try ChildProcess.spawn("/bin/bash", arguments: ["-c", "cd '\(Self.repo.path)' && " + script], stdin: .null, stdout: .pipe, stderr: .pipe)
+            let shell = try ChildProcess.spawn(
+                "/bin/bash", arguments: ["-c", "cd '\(Self.repo.path)' && " + script], stdin: .null, stdout: .pipe, stderr: .pipe)
             var output = Data()
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {

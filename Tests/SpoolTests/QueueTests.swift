@@ -47,7 +47,11 @@ struct QueueTests {
 
     @Test func bulkEnqueueOfTenThousandCompletesEachExactlyOnce() async throws {
         let queue = uniqueQueue("bulk")
-        let config = testConfiguration(url: url) { $0.queues[queue] = { var p = $0.defaults; p.keepCompleted = -1; return p }($0) }
+        let config = testConfiguration(url: url) {
+            $0.queues[queue] = {
+                var p = $0.defaults; p.keepCompleted = -1; return p
+            }($0)
+        }
         let client = SpoolClient(configuration: config)
         let ran = Executions()
         var handlers = JobHandlers()
@@ -168,10 +172,11 @@ struct QueueTests {
         handlers.register("noop") { _ in nil }
         let ids = try await client.enqueue((0..<300).map { _ in JobRequest(queue: queue, type: "noop") })
         let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: 3), handlers: handlers))
-        #expect(await eventually {
-            let counts = try await client.counts(queue)
-            return counts.waiting == 0 && counts.active == 0
-        })
+        #expect(
+            await eventually {
+                let counts = try await client.counts(queue)
+                return counts.waiting == 0 && counts.active == 0
+            })
         await worker.stop()
         #expect(try await client.counts(queue).completed == 20)
         let conn = try RedisConnection(url: url)

@@ -56,7 +56,9 @@ struct ScriptTests {
 
         // A's token no longer matches, even within B's lease.
         #expect(try complete(id, token: "A", at: t0 + 2003, result: "\"A\"") == -3)
-        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 2003), "1000", id, "A", id, "B"]) == .array([.integer(-3), .integer(1)]))
+        #expect(
+            try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 2003), "1000", id, "A", id, "B"])
+                == .array([.integer(-3), .integer(1)]))
         #expect(try complete(id, token: "B", at: t0 + 2004, result: "\"B\"") == 1)
         #expect(try complete(id, token: "B", at: t0 + 2005, result: "\"again\"") == -2)
         #expect(try conn.command(["HGET", keys.job(id), "result"]).string == "\"B\"")
@@ -136,7 +138,8 @@ struct ScriptTests {
         #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), String(t0 + 5000), "3"]).string == id)
         #expect(try conn.command(["HGET", keys.job(id), "state"]).string == "delayed")
         #expect(try claim(at: t0, token: "D") == nil)
-        #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 4999), "0", "100"]) == .array([.integer(0), .integer(t0 + 5000)]))
+        #expect(
+            try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 4999), "0", "100"]) == .array([.integer(0), .integer(t0 + 5000)]))
         #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 5000), "0", "100"]) == .array([.integer(1), .integer(-1)]))
         #expect(try claim(at: t0 + 5000, token: "D")?[0].string == id)
     }
