@@ -57,8 +57,10 @@ public func testEnvironment(redis: String, extraYAML: String = "") throws -> [St
 }
 
 /// Runs `spool ARGS…` to completion and captures its output.
-public func runSpool(_ arguments: [String], environment: [String: String], stdin: String? = nil) async throws -> CommandResult {
-    let binary = try SpoolBinary.path
+public func runSpool(
+    _ arguments: [String], environment: [String: String], stdin: String? = nil, binaryOverride: String? = nil
+) async throws -> CommandResult {
+    let binary = try binaryOverride ?? SpoolBinary.path
     return try await offPool {
         let child = try ChildProcess.spawn(binary, arguments: arguments, environment: environment, stdin: .pipe, stdout: .pipe, stderr: .pipe)
         let out = PipeReader(child.stdout)

@@ -123,4 +123,17 @@ struct CLITests {
         #expect(purged.status == 0 && purged.stdout.contains("3"))
         #expect(try await client.counts(queue) == QueueCounts(queue: queue))
     }
+
+    @Test func theBinaryCarriesItsScriptsAndRunsFromAnyDirectory() async throws {
+        let queue = uniqueQueue("cwd")
+        // A fresh server has no scripts loaded, and / has no lua/ directory.
+        let server = try await offPool { try TestRedis(appendOnly: false) }
+        defer { server.stop() }
+        let binary = try SpoolBinary.path
+        let r = try await runSpool(
+            ["-c", "cd / && exec '\(binary)' enqueue \(queue) t --redis \(server.urlString)"],
+            environment: environment, binaryOverride: "/bin/sh")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(JobID.queue(of: r.stdout.trimmingCharacters(in: .newlines)) == queue)
+    }
 }
