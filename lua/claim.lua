@@ -43,8 +43,9 @@ for _ = 1, 100 do
     if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
+    local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
     local event = cjson.encode({ event = 'active', id = id, queue = queue, state = 'active',
-                                 attempt = attempts, worker = worker, at = now })
+                                 attempt = attempts, worker = worker, at = now, seq = seq })
     redis.call('PUBLISH', prefix .. 'events', event)
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
     return { id, job[1] or '', job[2] or 'null', attempts, tonumber(job[3]) or 1,

@@ -50,8 +50,9 @@ if keep >= 0 then
   end
 end
 
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
-                             attempt = tonumber(job[3]), at = now })
+                             attempt = tonumber(job[3]), at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1

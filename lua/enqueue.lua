@@ -36,7 +36,7 @@ if redis.call('EXISTS', jobKey) == 1 then return -5 end
 local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
-                 'max_attempts', maxAttempts }
+                 'max_attempts', maxAttempts, 'seq', 1 }
 for i = 7, #ARGV, 2 do
   if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
   fields[#fields + 1] = ARGV[i]
@@ -62,7 +62,7 @@ redis.call('HSET', jobKey, unpack(fields))
 redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
 
 local event = cjson.encode({ event = 'enqueued', id = id, queue = queue, type = jobType,
-                             state = state, at = now, run_at = runAt > now and runAt or nil })
+                             state = state, at = now, run_at = runAt > now and runAt or nil, seq = 1 })
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return id

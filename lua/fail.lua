@@ -84,6 +84,7 @@ else
   event = { event = 'dead', id = id, queue = queue, state = 'dead', attempt = attempts,
             error = message, at = now }
 end
+event.seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)

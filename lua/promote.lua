@@ -51,7 +51,8 @@ for _, key in ipairs(sets) do
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('LPUSH', prefix .. 'waiting', id)
       promoted = promoted + 1
-      local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now })
+      local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+      local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })
       redis.call('PUBLISH', prefix .. 'events', event)
       redis.call('PUBLISH', prefix .. 'events:' .. id, event)
     end

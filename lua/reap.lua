@@ -32,6 +32,7 @@ if guardMs > 0 and not redis.call('SET', prefix .. 'guard:reap', now, 'PX', guar
 end
 
 local function publish(event)
+  event.seq = redis.call('HINCRBY', prefix .. 'job:' .. event.id, 'seq', 1)
   local text = cjson.encode(event)
   redis.call('PUBLISH', prefix .. 'events', text)
   redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)

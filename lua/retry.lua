@@ -27,8 +27,9 @@ local function revive(id)
   redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
   redis.call('HDEL', jobKey, 'finished_at', 'run_at')
   redis.call('LPUSH', prefix .. 'waiting', id)
+  local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
-                               retried = true, at = now })
+                               retried = true, at = now, seq = seq })
   redis.call('PUBLISH', prefix .. 'events', event)
   redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 end

@@ -156,6 +156,36 @@ public final class RedisConnection {
         return replies
     }
 
+    /// A reply already read into hiredis's buffer, without touching the socket;
+    /// nil when none is complete yet.
+    public func bufferedReply() throws(RedisError) -> RedisValue? {
+        let ctx = try liveContext()
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReplyFromReader(ctx, &raw) != REDIS_OK { throw fail(ctx) }
+        guard let raw else { return nil }
+        return Self.copyAndFree(raw)
+    }
+
+    /// Waits up to `timeout` seconds for the socket to be readable, then reads
+    /// what is there into hiredis's buffer. Returns false on timeout.
+    public func waitAndRead(timeout: Double) throws(RedisError) -> Bool {
+        let ctx = try liveContext()
+        var p = pollfd(fd: spool_redis_fd(ctx), events: Int16(POLLIN), revents: 0)
+        let n = poll(&p, 1, Int32(max(0, timeout) * 1000))
+        if n == 0 || (n < 0 && errno == EINTR) { return false }
+        if n < 0 || redisBufferRead(ctx) != REDIS_OK { throw fail(ctx) }
+        return true
+    }
+
+    /// Writes appended commands without reading replies (subscribe mode).
+    public func flush() throws(RedisError) {
+        let ctx = try liveContext()
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(ctx, &done) != REDIS_OK { throw fail(ctx) }
+        }
+    }
+
     /// Reads the next reply (subscribe mode pushes messages without a command).
     public func readReply() throws(RedisError) -> RedisValue {
         try readOne(try liveContext())

@@ -40,18 +40,23 @@ public final class ChildProcess: Sendable {
     public let stdin: Int32
     public let stdout: Int32
     public let stderr: Int32
+    /// Child descriptor -> the parent's read end, for `extraOutputs`.
+    public let extra: [Int32: Int32]
 
-    private init(pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32) {
+    private init(pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32, extra: [Int32: Int32]) {
         self.pid = pid
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self.extra = extra
     }
 
-    /// Starts `path` with `arguments` (argv[1...]). `environment` nil inherits ours.
+    /// Starts `path` with `arguments` (argv[1...]). `environment` nil inherits
+    /// ours. Each descriptor in `extraOutputs` (3 or more) is a pipe the child
+    /// writes and the parent reads (see ``extra``).
     public static func spawn(
         _ path: String, arguments: [String] = [], environment: [String: String]? = nil,
-        stdin: Stdio = .null, stdout: Stdio = .inherit, stderr: Stdio = .inherit
+        stdin: Stdio = .null, stdout: Stdio = .inherit, stderr: Stdio = .inherit, extraOutputs: [Int32] = []
     ) throws(SpawnError) -> ChildProcess {
         spawnLock.lock()
         defer { spawnLock.unlock() }
@@ -73,14 +78,15 @@ public final class ChildProcess: Sendable {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
-        var parentEnds: [Int32] = [-1, -1, -1]
+        var parentEnds = [Int32](repeating: -1, count: 3 + extraOutputs.count)
         var childEnds: [Int32] = []
         defer { for fd in childEnds { close(fd) } }
         func fail(_ message: String) -> SpawnError {
             for fd in parentEnds where fd >= 0 { close(fd) }
             return SpawnError(message: message)
         }
-        for (target, stdio) in [(Int32(0), stdin), (1, stdout), (2, stderr)] {
+        let streams: [(Int32, Stdio)] = [(0, stdin), (1, stdout), (2, stderr)] + extraOutputs.map { ($0, .pipe) }
+        for (index, (target, stdio)) in streams.enumerated() {
             switch stdio {
             case .inherit:
                 break
@@ -95,7 +101,7 @@ public final class ChildProcess: Sendable {
                 _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
                 _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
                 let (parent, child) = target == 0 ? (fds[1], fds[0]) : (fds[0], fds[1])
-                parentEnds[Int(target)] = parent
+                parentEnds[index] = parent
                 childEnds.append(child)
                 posix_spawn_file_actions_adddup2(&actions, child, target)
             }
@@ -113,7 +119,9 @@ public final class ChildProcess: Sendable {
             status = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         }
         guard status == 0 else { throw fail("cannot run \(path): \(String(cString: strerror(status)))") }
-        return ChildProcess(pid: pid, stdin: parentEnds[0], stdout: parentEnds[1], stderr: parentEnds[2])
+        var extra: [Int32: Int32] = [:]
+        for (i, fd) in extraOutputs.enumerated() { extra[fd] = parentEnds[3 + i] }
+        return ChildProcess(pid: pid, stdin: parentEnds[0], stdout: parentEnds[1], stderr: parentEnds[2], extra: extra)
     }
 
     /// Sends `signal` to the child's whole process group (it leads one).

@@ -15,7 +15,10 @@ import Synchronization
 /// 3. Exit status 0 completes the job with stdout as its result: stored as is
 ///    when it is JSON, else as a JSON string. Anything else fails the attempt
 ///    with the exit status (or signal) and the tail of stderr.
-/// 4. When the attempt is cancelled (the worker's timeout), the child gets
+/// 4. Progress: lines written to descriptor 3 (also named by SPOOL_PROGRESS_FD)
+///    of the form `progress PERCENT [MESSAGE]` become `progress(PERCENT, MESSAGE)`
+///    calls; other lines there are ignored.
+/// 5. When the attempt is cancelled (the worker's timeout), the child gets
 ///    SIGTERM, then SIGKILL after `killGrace` seconds.
 public struct ExecHandler: Sendable {
     public let argv: [String]
@@ -29,6 +32,37 @@ public struct ExecHandler: Sendable {
     public init(argv: [String]) {
         precondition(!argv.isEmpty, "an exec handler needs a command")
         self.argv = argv
+    }
+
+    /// The child's descriptor for progress lines.
+    public static let progressDescriptor: Int32 = 3
+
+    /// Parses `progress PERCENT [MESSAGE]` lines until the pipe closes.
+    static func readProgress(_ fd: Int32, into context: JobContext) {
+        var line: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            for byte in buffer[0..<n] {
+                if byte == UInt8(ascii: "\n") {
+                    if let (percent, message) = parseProgress(String(decoding: line, as: UTF8.self)) { context.progress(percent, message) }
+                    line.removeAll(keepingCapacity: true)
+                } else if line.count < 4096 {
+                    line.append(byte)
+                }
+            }
+        }
+        if let (percent, message) = parseProgress(String(decoding: line, as: UTF8.self)) { context.progress(percent, message) }
+        close(fd)
+    }
+
+    /// `progress 40 resizing` -> (40, "resizing"); nil for any other line.
+    static func parseProgress(_ line: String) -> (Double, String?)? {
+        let parts = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+        guard parts.count >= 2, parts[0] == "progress", let percent = Double(parts[1]), percent.isFinite else { return nil }
+        return (percent, parts.count == 3 ? String(parts[2]) : nil)
     }
 
     /// Splits a command line on spaces and tabs. No quoting, no expansion: what
@@ -83,11 +117,12 @@ public struct ExecHandler: Sendable {
         environment["SPOOL_JOB_TYPE"] = context.type
         environment["SPOOL_ATTEMPT"] = String(context.attempt)
         environment["SPOOL_MAX_ATTEMPTS"] = String(context.maxAttempts)
+        environment["SPOOL_PROGRESS_FD"] = String(Self.progressDescriptor)
         let process: ChildProcess
         do {
             process = try ChildProcess.spawn(
                 executable, arguments: Array(argv.dropFirst()), environment: environment,
-                stdin: .pipe, stdout: .pipe, stderr: .pipe)
+                stdin: .pipe, stdout: .pipe, stderr: .pipe, extraOutputs: [Self.progressDescriptor])
         } catch {
             throw JobFailure(error.message)
         }
@@ -103,6 +138,12 @@ public struct ExecHandler: Sendable {
                 capture.drain(fd)
                 readers.leave()
             }
+        }
+        let progressFD = process.extra[Self.progressDescriptor] ?? -1
+        readers.enter()
+        Thread.detachNewThread {
+            Self.readProgress(progressFD, into: context)
+            readers.leave()
         }
         // A child that does not read its stdin gets EPIPE, not SIGPIPE (ignored by the worker).
         let input = Array(context.payload.utf8)
@@ -120,9 +161,8 @@ public struct ExecHandler: Sendable {
         let termination = process.wait()
         child.pid.withLock { $0 = 0 }
         // Grandchildren may hold the pipes open; do not wait on them for long.
+        // Each reader closes its own descriptor when its pipe ends.
         _ = readers.wait(timeout: .now() + 1)
-        close(process.stdout)
-        close(process.stderr)
 
         switch termination {
         case .signaled(let signal):
@@ -141,13 +181,12 @@ public struct ExecHandler: Sendable {
 
 }
 
-/// Reads a pipe to its end, keeping the first (or last) `limit` bytes.
-private final class Capture: @unchecked Sendable {
+/// Reads a pipe to its end, keeping the first (or last) `limit` bytes, and
+/// closes it. Readable from another thread at any time.
+private final class Capture: Sendable {
     private let limit: Int
     private let keepTail: Bool
-    // Written by the one reader thread, read after it finished (DispatchGroup orders them).
-    private var bytes: [UInt8] = []
-    private(set) var overflowed = false
+    private let state = Mutex<(bytes: [UInt8], overflowed: Bool)>(([], false))
 
     init(limit: Int, keepTail: Bool) {
         self.limit = limit
@@ -160,15 +199,19 @@ private final class Capture: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            bytes.append(contentsOf: buffer[0..<n])
-            if bytes.count > limit {
-                overflowed = true
-                if keepTail { bytes.removeFirst(bytes.count - limit) } else { bytes.removeLast(bytes.count - limit) }
+            state.withLock { s in
+                s.bytes.append(contentsOf: buffer[0..<n])
+                if s.bytes.count > limit {
+                    s.overflowed = true
+                    if keepTail { s.bytes.removeFirst(s.bytes.count - limit) } else { s.bytes.removeLast(s.bytes.count - limit) }
+                }
             }
         }
+        close(fd)
     }
 
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    var overflowed: Bool { state.withLock { $0.overflowed } }
+    var text: String { state.withLock { String(decoding: $0.bytes, as: UTF8.self) } }
 
     /// ": <stderr tail>" or "" when stderr was empty.
     var suffix: String {

@@ -14,6 +14,29 @@ public struct JobContext: Sendable {
     /// The worker process's id.
     public let workerID: String
     let lease: LeaseState
+    let reporter: ProgressReporter?
+
+    init(
+        id: String, queue: String, type: String, payload: String, attempt: Int, maxAttempts: Int, workerID: String,
+        lease: LeaseState, reporter: ProgressReporter? = nil
+    ) {
+        self.id = id
+        self.queue = queue
+        self.type = type
+        self.payload = payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.workerID = workerID
+        self.lease = lease
+        self.reporter = reporter
+    }
+
+    /// Reports how far the job is (0–100) with an optional message. Never
+    /// blocks: values are stored on the job and published at most every 50 ms
+    /// (the newest wins), and the last one is always sent before the outcome.
+    public func progress(_ percent: Double, _ message: String? = nil) {
+        reporter?.report(min(100, max(0, percent.isFinite ? percent : 0)), message ?? "")
+    }
 
     /// True once the heartbeat found the lease gone (expired or taken by another
     /// claim): whatever this attempt does now will be rejected, so stop early.

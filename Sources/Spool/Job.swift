@@ -47,6 +47,9 @@ public struct Job: Sendable, Codable, Equatable {
     public var errors: [AttemptError]
     public var idempotencyKey: String?
     public var callback: String?
+    /// Bumped by every script that publishes an event about this job; events
+    /// carry it, so a reader can order them against a snapshot.
+    public var seq: Int
 
     /// Builds a job from HGETALL's flat field/value list.
     init?(id: String, queue: String, fields: [String: String]) {
@@ -71,6 +74,7 @@ public struct Job: Sendable, Codable, Equatable {
         self.errors = fields["errors"].flatMap { try? JSONDecoder().decode([AttemptError].self, from: Data($0.utf8)) } ?? []
         self.idempotencyKey = fields["key"]
         self.callback = fields["callback"]
+        self.seq = Int(fields["seq"] ?? "") ?? 0
     }
 }
 

@@ -12,9 +12,13 @@ public enum Scripts {
     public static let trim = load("trim")
     public static let retry = load("retry")
     public static let purge = load("purge")
+    public static let progress = load("progress")
+    public static let cancel = load("cancel")
 
     /// Every script, for SCRIPT LOAD at start-up and for the docs.
-    public static let all: [RedisScript] = [enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge]
+    public static let all: [RedisScript] = [
+        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel,
+    ]
 
     /// The embedded text of `lua/<name>.lua`.
     public static func source(named name: String) -> String? { LuaSources.all[name] }

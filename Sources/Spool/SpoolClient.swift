@@ -166,6 +166,20 @@ public struct SpoolClient: Sendable {
         }
     }
 
+    /// Cancels a job that has not started (waiting, delayed, or awaiting a
+    /// retry): it ends `cancelled` and is never retried.
+    public func cancel(_ id: String, reason: String = "") async throws(SpoolError) {
+        guard let queue = JobID.queue(of: id) else { throw SpoolError(.invalidInput, "cancel", job: id, "not a job id (expected QUEUE.SUFFIX)") }
+        let code = try await evalInt(Scripts.cancel, queue: queue, args: [id, String(clock.nowMillis()), reason], operation: "cancel", job: id)
+        switch code {
+        case 1: return
+        case -2:
+            throw SpoolError(.wrongState, "cancel", queue: queue, job: id, "the job is running; only jobs that have not started can be cancelled")
+        case -6: throw SpoolError(.wrongState, "cancel", queue: queue, job: id, "the job has already finished")
+        default: throw SpoolError.script(code: code, "cancel", queue: queue, job: id)
+        }
+    }
+
     /// Deletes every job of a queue in `state` (not active); returns how many.
     public func purge(_ queue: String, state: JobState) async throws(SpoolError) -> Int {
         guard state != .active else {

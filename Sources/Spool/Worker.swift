@@ -218,7 +218,11 @@ public final class Worker: Sendable {
         defer { _ = running.withLock { $0.removeValue(forKey: job.id) } }
 
         log.debug("job started", metadata: ["type": "\(job.type)"])
-        let outcome = await execute(job, lease: lease)
+        let reporter = ProgressReporter { [self, log] percent, message in
+            await self.sendProgress(job, percent, message, lease: lease, on: redis, log: log)
+        }
+        let outcome = await execute(job, lease: lease, reporter: reporter)
+        await reporter.finish()
         switch outcome {
         case .completed: counters.withLock { $0.processed += 1 }
         case .failed(let message, _):
@@ -228,14 +232,29 @@ public final class Worker: Sendable {
         await store(outcome, of: job, on: redis, log: log)
     }
 
-    private func execute(_ job: Claimed, lease: LeaseState) async -> Outcome {
+    /// Stores and publishes one progress value (progress.lua, fenced by the lease).
+    private func sendProgress(_ job: Claimed, _ percent: Double, _ message: String, lease: LeaseState, on redis: RedisClient, log: Logger) async {
+        let keys = [QueueKeys(prefix: configuration.prefix, queue: job.queue).prefix]
+        let args = [job.id, job.token, String(clock.nowMillis()), String(percent), message]
+        do {
+            let code = try await redis.eval(Scripts.progress, keys: keys, args: args).int ?? 0
+            if code < 0 && !lease.lost {
+                lease.markLost()
+                log.warning("progress rejected: \(SpoolError.script(code: code, "progress", queue: job.queue, job: job.id).message)")
+            }
+        } catch {
+            log.debug("progress not stored", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func execute(_ job: Claimed, lease: LeaseState, reporter: ProgressReporter) async -> Outcome {
         guard let handler = handlers[job.type] else {
             let known = handlers.types.isEmpty ? "none" : handlers.types.joined(separator: ", ")
             return .failed("no handler for job type \"\(job.type)\" (this worker handles: \(known))", retryable: false)
         }
         let context = JobContext(
             id: job.id, queue: job.queue, type: job.type, payload: job.payload,
-            attempt: job.attempt, maxAttempts: job.maxAttempts, workerID: id, lease: lease)
+            attempt: job.attempt, maxAttempts: job.maxAttempts, workerID: id, lease: lease, reporter: reporter)
         let policyTimeout = configuration.policy(for: job.queue).jobTimeout
         let timeout = job.timeoutMs > 0 ? Double(job.timeoutMs) / 1000 : policyTimeout
         return await withTaskGroup(of: Outcome?.self) { group in

@@ -18,6 +18,7 @@ struct EnqueueCommand: AsyncParsableCommand {
               generate-payload | spool enqueue images resize --payload -
               spool enqueue mail digest --delay 3600 --max-attempts 3
               spool enqueue mail digest --at 2030-01-01T09:00:00Z
+              spool enqueue reports build '{"month":"2030-01"}' --wait
             """
     )
 
@@ -45,6 +46,9 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Run the job at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).", valueName: "time"))
     var at: String?
 
+    @Flag(help: "After printing the id, follow the job on stderr and exit with its outcome (as spool watch).")
+    var wait = false
+
     @OptionGroup(title: "Connection Options") var connection: ConnectionOptions
 
     func validate() throws {
@@ -53,6 +57,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var outcome = Watcher.Outcome.completed
         try await reportingErrors {
             let client = try connection.client()
             let text = try Self.readPayload(payload ?? positionalPayload ?? "{}")
@@ -60,7 +65,12 @@ struct EnqueueCommand: AsyncParsableCommand {
             request.runAt = try runAt(now: client.clock.nowMillis())
             let id = try await client.enqueue(request)
             print(id)
+            if wait {
+                fflush(nil)
+                outcome = try await Watcher(json: false, output: .standardError).watch(id, client: client)
+            }
         }
+        if outcome != .completed { throw ExitCode(outcome.exitCode) }
     }
 
     /// Unix ms for `--delay` or `--at`; nil runs the job now.

@@ -39,6 +39,9 @@ struct SpoolCommand: AsyncParsableCommand {
             JobsCommand.self,
             RetryCommand.self,
             PurgeCommand.self,
+            WatchCommand.self,
+            EventsCommand.self,
+            CancelCommand.self,
             BenchCommand.self,
         ]
     )

@@ -4,6 +4,10 @@ import Spool
 import SpoolTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The `spool` executable: output for scripts, errors as one line and a sysexits code.
 @Suite("spool CLI")
 struct CLITests {
@@ -135,5 +139,55 @@ struct CLITests {
             environment: environment, binaryOverride: "/bin/sh")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(JobID.queue(of: r.stdout.trimmingCharacters(in: .newlines)) == queue)
+    }
+
+    @Test func watchExitsWithTheJobsOutcome() async throws {
+        let queue = uniqueQueue("watch")
+        let script = NSTemporaryDirectory() + "spool-steps-\(UUID().uuidString).sh"
+        try "#!/bin/sh\nfor p in 30 60 90; do echo \"progress $p step $p\" >&3; sleep 0.1; done\necho '{\"ok\":true}'\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let worker = try SpoolProcess(["worker", "--queue", queue, "--exec", "steps=\(script)", "--exec", "fails=false"], environment: environment)
+        defer { worker.kill() }
+
+        // Completed: exit 0; off a terminal, one plain line per event. The delay
+        // makes sure the watch starts before the job does.
+        let ok = try await spool("enqueue", queue, "steps", "--delay", "1").stdout.trimmingCharacters(in: .newlines)
+        let watched = try await spool("watch", ok)
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let lines = watched.stdout.split(separator: "\n")
+        #expect(lines.first?.contains("snapshot delayed") == true, "\(watched.stdout)")
+        #expect(lines.contains { $0.contains("progress active  90% step 90") }, "\(watched.stdout)")
+        #expect(lines.last?.contains("completed completed") == true, "\(watched.stdout)")
+
+        // Dead: exit 1 and the error on stderr.
+        let bad = try await spool("enqueue", queue, "fails", "--max-attempts", "1").stdout.trimmingCharacters(in: .newlines)
+        let dead = try await spool("watch", bad, "--json")
+        #expect(dead.status == 1)
+        #expect(dead.stderr == "spool: job \(bad) is dead: exit status 1\n")
+        let objects = dead.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.last?["state"] as? String == "dead" && objects.count >= 1)
+
+        // enqueue --wait: the id on stdout, progress on stderr, the outcome as exit status.
+        let waited = try await spool("enqueue", queue, "steps", "--wait")
+        #expect(waited.status == 0)
+        #expect(JobID.queue(of: waited.stdout.trimmingCharacters(in: .newlines)) == queue)
+        #expect(waited.stderr.contains("completed"))
+        worker.signal(SIGTERM)
+        _ = try await worker.waitForExit(timeout: 10)
+    }
+
+    @Test func watchingACancelledJobExitsTwo() async throws {
+        let queue = uniqueQueue("watch")
+        let id = try await spool("enqueue", queue, "never").stdout.trimmingCharacters(in: .newlines)
+        let env = environment
+        let watching = Task { try await runSpool(["watch", id], environment: env) }
+        try await Task.sleep(for: .milliseconds(500))
+        let cancelled = try await spool("cancel", id, "--reason", "not needed")
+        #expect(cancelled.status == 0)
+        let result = try await watching.value
+        #expect(result.status == 2)
+        #expect(result.stderr == "spool: job \(id) was cancelled: not needed\n")
+        expectError(try await spool("cancel", id), status: 65, "already finished")
     }
 }

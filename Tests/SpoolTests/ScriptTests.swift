@@ -143,4 +143,26 @@ struct ScriptTests {
         #expect(try conn.eval(Scripts.promote, keys: [keys.prefix], args: [String(t0 + 5000), "0", "100"]) == .array([.integer(1), .integer(-1)]))
         #expect(try claim(at: t0 + 5000, token: "D")?[0].string == id)
     }
+
+    @Test func aStaleWorkerCannotPublishProgress() throws {
+        let id = try enqueue()
+        _ = try #require(try claim(at: t0, token: "A"))
+        func progress(_ token: String, at now: Int, _ percent: String) throws -> Int? {
+            try conn.eval(Scripts.progress, keys: [keys.prefix], args: [id, token, String(now), percent, "m-\(token)"]).int
+        }
+        #expect(try progress("A", at: t0 + 10, "10") == 1)
+        let seqAfterA = try conn.command(["HGET", keys.job(id), "seq"]).int
+        // Past the lease, and after another claim, A is rejected and nothing changes.
+        #expect(try progress("A", at: t0 + 1500, "50") == -4)
+        _ = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 1500), "0", "100"])
+        _ = try #require(try claim(at: t0 + 1501, token: "B"))
+        let seqAfterClaim = try conn.command(["HGET", keys.job(id), "seq"]).int
+        #expect(try progress("A", at: t0 + 1502, "60") == -3)
+        #expect(try conn.command(["HGET", keys.job(id), "seq"]).int == seqAfterClaim)
+        #expect(try conn.command(["HMGET", keys.job(id), "progress", "progress_message"]) == .array([.string("10"), .string("m-A")]))
+        #expect(try progress("B", at: t0 + 1503, "70") == 1)
+        #expect(try conn.command(["HMGET", keys.job(id), "progress", "progress_message"]) == .array([.string("70"), .string("m-B")]))
+        #expect(try progress("B", at: t0 + 1504, "101") == -8)
+        #expect((seqAfterA ?? 0) < (seqAfterClaim ?? 0))
+    }
 }

@@ -35,20 +35,20 @@ struct WorkerProcessTests {
     @Test func aJobOfAKilledWorkerIsRedeliveredAndCompletesOnItsSecondAttempt() async throws {
         let queue = uniqueQueue("crash")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try slowJob(seconds: 1.5)
+        let script = try slowJob(seconds: 1)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
 
-        let first = try worker(queue, script: script, visibility: 1)
+        let first = try worker(queue, script: script, visibility: 2)
         defer { first.kill() }
         #expect(await eventually { try await client.job(id).state == .active })
         first.signal(SIGKILL)
         #expect(try await first.waitForExit(timeout: 5) == .signaled(SIGKILL))
 
-        let second = try worker(queue, script: script, visibility: 1)
+        let second = try worker(queue, script: script, visibility: 2)
         defer { second.kill() }
         #expect(await eventually(timeout: 20) { try await client.job(id).state == .completed })
         let job = try await client.job(id)
-        #expect(job.attempts == 2)
+        #expect(job.attempts == 2, "\(job.errors)")
         #expect(job.result == #""attempt-2""#)
         #expect(job.errors.count == 1 && job.errors[0].error.contains("stalled"))
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
@@ -60,17 +60,17 @@ struct WorkerProcessTests {
     @Test func aPausedWorkerPastItsLeaseCannotOverwriteTheResult() async throws {
         let queue = uniqueQueue("fence")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try slowJob(seconds: 1.5)
+        let script = try slowJob(seconds: 1)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
 
-        let paused = try worker(queue, script: script, visibility: 1)
+        let paused = try worker(queue, script: script, visibility: 2)
         defer { paused.kill() }
         #expect(await eventually { try await client.job(id).state == .active })
         let firstWorker = try await client.job(id).worker
         paused.signal(SIGSTOP)
 
         // Its lease runs out; a second worker's reaper redelivers the job and completes it.
-        let other = try worker(queue, script: script, visibility: 1)
+        let other = try worker(queue, script: script, visibility: 2)
         defer { other.kill() }
         #expect(await eventually(timeout: 20) { try await client.job(id).state == .completed })
         var job = try await client.job(id)
@@ -82,7 +82,7 @@ struct WorkerProcessTests {
         #expect(await eventually(timeout: 10) { paused.log.contains("completion rejected") }, "\(paused.log)")
         job = try await client.job(id)
         #expect(job.result == #""attempt-2""#)
-        #expect(job.attempts == 2 && job.state == .completed)
+        #expect(job.attempts == 2 && job.state == .completed, "\(job.errors)")
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
 
         paused.signal(SIGTERM)

@@ -4,6 +4,53 @@
 enum LuaSources {
     /// File name (without .lua) -> script text, byte for byte.
     static let all: [String: String] = [
+        "cancel": ##"""
+-- cancel: end a job that has not started (waiting, delayed, or failed and
+-- waiting for its retry) as cancelled. It is never retried.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>   hash  state -> cancelled, finished_at, seq
+--   P:{Q}:waiting    list  LREM the id (state waiting)
+--   P:{Q}:delayed    zset  ZREM the id (state delayed)
+--   P:{Q}:retry      zset  ZREM the id (state failed)
+--   P:{Q}:cancelled  zset  id -> finished_at (ms)
+-- ARGV[1] -> job id
+-- ARGV[2] -> now, Unix time in ms
+-- ARGV[3] -> reason, kept as last_error ("" for none)
+-- Returns: 1 cancelled; -1 job missing; -2 the job is active (running jobs are
+--          cancelled through their worker); -6 the job has already finished.
+-- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local now = tonumber(ARGV[2])
+local reason = ARGV[3]
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+local state = redis.call('HGET', jobKey, 'state')
+if not state then return -1 end
+if state == 'active' then return -2 end
+local places = { waiting = 'list', delayed = 'delayed', failed = 'retry' }
+local place = places[state]
+if not place then return -6 end
+if place == 'list' then
+  redis.call('LREM', prefix .. 'waiting', 1, id)
+else
+  redis.call('ZREM', prefix .. place, id)
+end
+redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
+if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
+redis.call('ZADD', prefix .. 'cancelled', now, id)
+redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
+                             error = reason ~= '' and reason or nil, at = now, seq = seq })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return 1
+"""##,
         "claim": ##"""
 -- claim: take the oldest waiting job, move it to the active list and stamp a
 -- lease on it (deadline + token) in one step, so no job is ever active without
@@ -50,8 +97,9 @@ for _ = 1, 100 do
     if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
+    local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
     local event = cjson.encode({ event = 'active', id = id, queue = queue, state = 'active',
-                                 attempt = attempts, worker = worker, at = now })
+                                 attempt = attempts, worker = worker, at = now, seq = seq })
     redis.call('PUBLISH', prefix .. 'events', event)
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
     return { id, job[1] or '', job[2] or 'null', attempts, tonumber(job[3]) or 1,
@@ -113,8 +161,9 @@ if keep >= 0 then
   end
 end
 
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
-                             attempt = tonumber(job[3]), at = now })
+                             attempt = tonumber(job[3]), at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
@@ -158,7 +207,7 @@ if redis.call('EXISTS', jobKey) == 1 then return -5 end
 local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
-                 'max_attempts', maxAttempts }
+                 'max_attempts', maxAttempts, 'seq', 1 }
 for i = 7, #ARGV, 2 do
   if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
   fields[#fields + 1] = ARGV[i]
@@ -184,7 +233,7 @@ redis.call('HSET', jobKey, unpack(fields))
 redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
 
 local event = cjson.encode({ event = 'enqueued', id = id, queue = queue, type = jobType,
-                             state = state, at = now, run_at = runAt > now and runAt or nil })
+                             state = state, at = now, run_at = runAt > now and runAt or nil, seq = 1 })
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return id
@@ -319,10 +368,56 @@ else
   event = { event = 'dead', id = id, queue = queue, state = 'dead', attempt = attempts,
             error = message, at = now }
 end
+event.seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return { status, runAt }
+"""##,
+        "progress": ##"""
+-- progress: store an active job's progress and publish it, if the caller still
+-- holds the lease (a worker whose lease expired cannot report any more).
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq
+--   P:{Q}:leases    zset   read: the lease deadline
+-- ARGV[1] -> job id
+-- ARGV[2] -> lease token from claim
+-- ARGV[3] -> now, Unix time in ms
+-- ARGV[4] -> percent done, a number from 0 to 100
+-- ARGV[5] -> message ("" for none)
+-- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
+--          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
+-- Publishes: {"event":"progress","percent":…,"message":…} on the job's and the
+--            queue's channels.
+-- Keeps: invariant 2 (progress is fenced like every other report).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local token = ARGV[2]
+local now = tonumber(ARGV[3])
+local percent = tonumber(ARGV[4])
+local message = ARGV[5]
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+if not percent or percent < 0 or percent > 100 then return -8 end
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+if not job[1] then return -1 end
+if job[1] ~= 'active' then return -2 end
+if job[2] ~= token then return -3 end
+local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+if not deadline or deadline < now then return -4 end
+
+redis.call('HSET', jobKey, 'progress', percent, 'progress_message', message)
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+local event = cjson.encode({ event = 'progress', id = id, queue = queue, state = 'active',
+                             attempt = tonumber(job[3]), percent = percent,
+                             message = message ~= '' and message or nil, at = now, seq = seq })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return 1
 """##,
         "promote": ##"""
 -- promote: move delayed jobs and failed jobs whose retry time has come to the
@@ -378,7 +473,8 @@ for _, key in ipairs(sets) do
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('LPUSH', prefix .. 'waiting', id)
       promoted = promoted + 1
-      local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now })
+      local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+      local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })
       redis.call('PUBLISH', prefix .. 'events', event)
       redis.call('PUBLISH', prefix .. 'events:' .. id, event)
     end
@@ -461,6 +557,7 @@ if guardMs > 0 and not redis.call('SET', prefix .. 'guard:reap', now, 'PX', guar
 end
 
 local function publish(event)
+  event.seq = redis.call('HINCRBY', prefix .. 'job:' .. event.id, 'seq', 1)
   local text = cjson.encode(event)
   redis.call('PUBLISH', prefix .. 'events', text)
   redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
@@ -556,8 +653,9 @@ local function revive(id)
   redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
   redis.call('HDEL', jobKey, 'finished_at', 'run_at')
   redis.call('LPUSH', prefix .. 'waiting', id)
+  local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
-                               retried = true, at = now })
+                               retried = true, at = now, seq = seq })
   redis.call('PUBLISH', prefix .. 'events', event)
   redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 end

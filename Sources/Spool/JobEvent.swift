@@ -1,0 +1,57 @@
+import Foundation
+
+/// One event published by a script (see docs/PROTOCOL.md, "Events"), or the
+/// `snapshot` a subscriber synthesises from the job record when it joins.
+public struct JobEvent: Sendable, Codable, Equatable {
+    /// enqueued, active, progress, completed, failed, dead, stalled, waiting,
+    /// cancelled; or snapshot.
+    public var event: String
+    public var id: String
+    public var queue: String
+    /// The state the job is in after this event.
+    public var state: JobState?
+    /// Unix time in ms.
+    public var at: Int?
+    /// The job's event sequence number after this event.
+    public var seq: Int?
+    public var attempt: Int?
+    public var percent: Double?
+    public var message: String?
+    public var error: String?
+    public var runAt: Int?
+    public var worker: String?
+    public var type: String?
+    /// The whole record, on `snapshot` events.
+    public var job: Job?
+
+    enum CodingKeys: String, CodingKey {
+        case event, id, queue, state, at, seq, attempt, percent, message, error, worker, type, job
+        case runAt = "run_at"
+    }
+
+    /// Completed, dead or cancelled: nothing follows.
+    public var isTerminal: Bool { state?.isTerminal == true }
+
+    /// Decodes a published message; nil for anything that is not an event.
+    public static func decode(_ text: String) -> JobEvent? {
+        try? JSONDecoder().decode(JobEvent.self, from: Data(text.utf8))
+    }
+
+    /// The event that stands for a job's current record.
+    public init(snapshot job: Job) {
+        self.event = "snapshot"
+        self.id = job.id
+        self.queue = job.queue
+        self.state = job.state
+        self.at = job.finishedAt ?? job.startedAt ?? job.createdAt
+        self.seq = job.seq
+        self.attempt = job.attempts
+        self.percent = job.progress
+        self.message = job.progressMessage
+        self.error = job.errors.last?.error
+        self.runAt = job.runAt
+        self.worker = job.worker
+        self.type = job.type
+        self.job = job
+    }
+}

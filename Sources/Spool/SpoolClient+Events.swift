@@ -1,0 +1,177 @@
+import Hiredis
+import Synchronization
+
+extension SpoolClient {
+    /// A job's events: first a `snapshot` of its current record, then every
+    /// later event in order, ending after the terminal one (completed, dead,
+    /// cancelled). It subscribes before it reads the snapshot and drops events
+    /// not newer than what it has shown (by `seq`), so a reader that joins at
+    /// any moment, even as the job finishes, ends with the terminal event. After
+    /// a dropped connection it resubscribes and reads the record again.
+    ///
+    /// Throws `jobNotFound` for an unknown id and `unavailable` when Redis
+    /// cannot be reached at the start.
+    public func events(job id: String) -> AsyncThrowingStream<JobEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<JobEvent, any Error>.makeStream()
+        guard let queue = JobID.queue(of: id) else {
+            continuation.finish(throwing: SpoolError(.invalidInput, "watch", job: id, "not a job id (expected QUEUE.SUFFIX)"))
+            return stream
+        }
+        let feed = JobFeed(continuation: continuation)
+        let reader = SpoolClient(configuration: configuration, clock: clock, label: "spool.events.snapshot")
+        let subscriber = RedisSubscriber(url: configuration.redisURL, channels: [keys(queue).events(job: id)], timeouts: configuration.timeouts) {
+            event in
+            switch event {
+            case .subscribed:
+                let generation = feed.resubscribed()
+                Task {
+                    do {
+                        feed.snapshot(try await reader.job(id), generation: generation)
+                    } catch {
+                        feed.fail(error)
+                    }
+                }
+            case .message(_, let payload):
+                if let event = JobEvent.decode(payload) { feed.live(event) }
+            case .disconnected(let error):
+                feed.disconnected(SpoolError.from(error, "watch", queue: queue, job: id))
+            }
+        }
+        feed.onEnd = { subscriber.stop() }
+        continuation.onTermination = { _ in subscriber.stop() }
+        subscriber.start()
+        return stream
+    }
+
+    /// A queue's live events, from now on (no snapshot; events published while
+    /// the connection was down are missed). Runs until the consumer stops.
+    public func events(queue: String) -> AsyncThrowingStream<JobEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<JobEvent, any Error>.makeStream()
+        guard Names.isValid(queue) else {
+            continuation.finish(throwing: SpoolError(.invalidInput, "events", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}"))
+            return stream
+        }
+        let everSubscribed = Atomic<Bool>(false)
+        let subscriber = RedisSubscriber(url: configuration.redisURL, channels: [keys(queue).events], timeouts: configuration.timeouts) { event in
+            switch event {
+            case .subscribed: everSubscribed.store(true, ordering: .relaxed)
+            case .message(_, let payload): if let event = JobEvent.decode(payload) { continuation.yield(event) }
+            case .disconnected(let error):
+                if !everSubscribed.load(ordering: .relaxed) {
+                    continuation.finish(throwing: SpoolError.from(error, "events", queue: queue))
+                }
+            }
+        }
+        continuation.onTermination = { _ in subscriber.stop() }
+        subscriber.start()
+        return stream
+    }
+}
+
+/// Orders a job's live events against snapshots of its record.
+final class JobFeed: Sendable {
+    private struct State {
+        var generation = 0
+        var snapshotRead = false
+        var everSubscribed = false
+        var pending: [JobEvent] = []
+        var lastSeq = 0
+        var done = false
+    }
+
+    private let state = Mutex(State())
+    private let continuation: AsyncThrowingStream<JobEvent, any Error>.Continuation
+    private let end = Mutex<(@Sendable () -> Void)?>(nil)
+
+    init(continuation: AsyncThrowingStream<JobEvent, any Error>.Continuation) {
+        self.continuation = continuation
+    }
+
+    /// Called once the stream is over, to stop the subscription.
+    var onEnd: (@Sendable () -> Void)? {
+        get { end.withLock { $0 } }
+        set { end.withLock { $0 = newValue } }
+    }
+
+    /// A (re)subscription happened: hold live events until the record is read.
+    func resubscribed() -> Int {
+        state.withLock { s in
+            s.generation += 1
+            s.snapshotRead = false
+            s.everSubscribed = true
+            return s.generation
+        }
+    }
+
+    func snapshot(_ job: Job, generation: Int) {
+        let finished = state.withLock { s -> Bool in
+            guard !s.done, s.generation == generation else { return false }
+            s.snapshotRead = true
+            // The first snapshot is always shown (a record written without
+            // `seq` reads as 0); later ones only when events were missed.
+            if s.lastSeq == 0 || job.seq > s.lastSeq {
+                s.lastSeq = max(s.lastSeq, job.seq)
+                continuation.yield(JobEvent(snapshot: job))
+                if job.state.isTerminal {
+                    s.done = true
+                    continuation.finish()
+                }
+            }
+            let held = s.pending.sorted { ($0.seq ?? 0) < ($1.seq ?? 0) }
+            s.pending = []
+            for event in held where !s.done { emit(event, &s) }
+            return s.done
+        }
+        if finished { onEnd?() }
+    }
+
+    func live(_ event: JobEvent) {
+        let finished = state.withLock { s -> Bool in
+            guard !s.done else { return false }
+            if !s.snapshotRead {
+                s.pending.append(event)
+                return false
+            }
+            emit(event, &s)
+            return s.done
+        }
+        if finished { onEnd?() }
+    }
+
+    /// Before the first subscription, a lost connection ends the stream; after,
+    /// the subscriber reconnects and a new snapshot fills any gap.
+    func disconnected(_ error: SpoolError) {
+        let fatal = state.withLock { s -> Bool in
+            if s.done || s.everSubscribed { return false }
+            s.done = true
+            return true
+        }
+        if fatal {
+            continuation.finish(throwing: error)
+            onEnd?()
+        }
+    }
+
+    func fail(_ error: any Error) {
+        let first = state.withLock { s -> Bool in
+            defer { s.done = true }
+            return !s.done
+        }
+        if first {
+            continuation.finish(throwing: error)
+            onEnd?()
+        }
+    }
+
+    /// Yields `event` unless it is not newer than what was shown; finishes after a terminal one.
+    private func emit(_ event: JobEvent, _ s: inout State) {
+        let seq = event.seq ?? (s.lastSeq + 1)
+        guard seq > s.lastSeq else { return }
+        s.lastSeq = seq
+        continuation.yield(event)
+        if event.isTerminal {
+            s.done = true
+            continuation.finish()
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Collects a job's events until its stream ends (or `timeout` passes).
+func collect(_ stream: AsyncThrowingStream<JobEvent, any Error>, timeout: Double = 20) async throws -> [JobEvent] {
+    try await withThrowingTaskGroup(of: [JobEvent]?.self) { group in
+        group.addTask {
+            var events: [JobEvent] = []
+            for try await event in stream { events.append(event) }
+            return events
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(timeout))
+            return nil
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        guard let events = first else { throw TestSupportError("no terminal event within \(timeout)s") }
+        return events
+    }
+}
+
+@Suite("Live progress and events")
+struct EventTests {
+    let url: RedisURL
+    init() throws { url = try SharedRedis.url }
+
+    func start(_ queue: String, concurrency: Int = 1, _ register: (inout JobHandlers) -> Void) -> (SpoolClient, RunningWorker) {
+        let config = testConfiguration(url: url)
+        var handlers = JobHandlers()
+        register(&handlers)
+        let worker = RunningWorker(
+            Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: concurrency), handlers: handlers))
+        return (SpoolClient(configuration: config), worker)
+    }
+
+    @Test func progressArrivesInOrderThenCompleted() async throws {
+        let queue = uniqueQueue("progress")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "steps"))
+        let stream = client.events(job: id)
+        let (_, worker) = start(queue) { h in
+            h.register("steps") { context in
+                for step in stride(from: 0, through: 100, by: 10) {
+                    context.progress(Double(step), "step \(step)")
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return #""done""#
+            }
+        }
+        let events = try await collect(stream)
+        await worker.stop()
+        #expect(events.first?.event == "snapshot" && events.first?.state == .waiting)
+        let percents = events.filter { $0.event == "progress" }.compactMap(\.percent)
+        #expect(percents == stride(from: 0, through: 100, by: 10).map(Double.init), "\(percents)")
+        #expect(events.filter { $0.event == "progress" }.last?.message == "step 100")
+        #expect(events.last?.event == "completed" && events.last?.state == .completed)
+        let seqs = events.compactMap(\.seq)
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count, "strictly increasing \(seqs)")
+        let job = try await client.job(id)
+        #expect(job.progress == 100 && job.progressMessage == "step 100")
+    }
+
+    @Test func aLateSubscriberSeesTheCurrentStateFirst() async throws {
+        let queue = uniqueQueue("late")
+        let gate = Gate()
+        let (client, worker) = start(queue) { h in
+            h.register("report") { context in
+                for step in [0.0, 20, 40, 60] {
+                    context.progress(step, "at \(Int(step))")
+                    try await Task.sleep(for: .milliseconds(60))
+                }
+                await gate.wait()
+                context.progress(80, "at 80")
+                try await Task.sleep(for: .milliseconds(60))
+                context.progress(100, "at 100")
+                return nil
+            }
+        }
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "report"))
+        #expect(await eventually { try await client.job(id).progress == 60 })
+        let stream = client.events(job: id)
+        try await Task.sleep(for: .milliseconds(200))
+        gate.open()
+        let events = try await collect(stream)
+        await worker.stop()
+        #expect(events.first?.event == "snapshot")
+        #expect(events.first?.percent == 60 && events.first?.message == "at 60" && events.first?.state == .active)
+        #expect(events.dropFirst().compactMap(\.percent) == [80, 100])
+        #expect(events.last?.event == "completed")
+    }
+
+    @Test func twoHundredSubscribersJoiningAsJobsFinishAllSeeTheEnd() async throws {
+        let queue = uniqueQueue("race")
+        let (client, worker) = start(queue, concurrency: 4) { h in h.register("quick") { _ in #"1"# } }
+        for round in 0..<200 {
+            let id = try await client.enqueue(JobRequest(queue: queue, type: "quick"))
+            if round % 3 == 1 { try await Task.sleep(for: .microseconds(Int.random(in: 0...2000))) }
+            let events = try await collect(client.events(job: id), timeout: 10)
+            #expect(events.last?.state == .completed, "round \(round): \(events.map(\.event))")
+            #expect(events.filter(\.isTerminal).count == 1)
+        }
+        await worker.stop()
+    }
+
+    @Test func theQueueChannelCarriesEveryJobsEvents() async throws {
+        let queue = uniqueQueue("tail")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let stream = client.events(queue: queue)
+        let seen = Mutex<[JobEvent]>([])
+        let reader = Task {
+            for try await event in stream {
+                seen.withLock { $0.append(event) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))  // subscribed
+        let (_, worker) = start(queue) { h in h.register("t") { _ in nil } }
+        let ids = try await client.enqueue([JobRequest(queue: queue, type: "t"), JobRequest(queue: queue, type: "t")])
+        #expect(await eventually { seen.withLock { $0.filter { $0.event == "completed" }.count } == 2 })
+        reader.cancel()
+        await worker.stop()
+        let events = seen.withLock { $0 }
+        for id in ids {
+            #expect(events.filter { $0.id == id }.map(\.event) == ["enqueued", "active", "completed"])
+        }
+    }
+
+    @Test func tenThousandProgressCallsAreCoalescedAndTheLastArrives() async throws {
+        let queue = uniqueQueue("flood")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "flood"))
+        let stream = client.events(job: id)
+        let elapsed = Mutex<Duration>(.zero)
+        let (_, worker) = start(queue) { h in
+            h.register("flood") { context in
+                let start = ContinuousClock.now
+                for i in 1...10_000 {
+                    context.progress(Double(i) / 100, "item \(i)")
+                    if i % 1000 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                elapsed.withLock { $0 = start.duration(to: .now) }
+                return nil
+            }
+        }
+        let events = try await collect(stream)
+        await worker.stop()
+        let progress = events.filter { $0.event == "progress" }
+        let seconds = Double(elapsed.withLock { $0 }.components.seconds) + Double(elapsed.withLock { $0 }.components.attoseconds) / 1e18
+        // At most one publish per 50 ms, plus the first and the final flush.
+        #expect(progress.count <= Int(seconds / 0.05) + 3, "\(progress.count) publishes in \(seconds)s")
+        #expect(progress.count >= 1)
+        #expect(progress.last?.percent == 100 && progress.last?.message == "item 10000")
+        #expect(try await client.job(id).progress == 100)
+    }
+
+    @Test func execHandlersReportProgressOnDescriptorThree() async throws {
+        let queue = uniqueQueue("execprog")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "sh"))
+        let stream = client.events(job: id)
+        let script = """
+            echo "progress 25 reading" >&3; sleep 0.1
+            echo "not a progress line" >&3
+            echo "progress 75 writing" >&$SPOOL_PROGRESS_FD; sleep 0.1
+            echo '"ok"'
+            """
+        let (_, worker) = start(queue) { h in h.register("sh", ExecHandler(argv: ["/bin/sh", "-c", script]).handler) }
+        let events = try await collect(stream)
+        await worker.stop()
+        let progress = events.filter { $0.event == "progress" }
+        #expect(progress.map(\.percent) == [25, 75])
+        #expect(progress.map(\.message) == ["reading", "writing"])
+        #expect(try await client.job(id).result == #""ok""#)
+    }
+
+    @Test func anUnknownJobIsAnErrorNotAHang() async throws {
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        await #expect(throws: SpoolError.self) { _ = try await collect(client.events(job: "\(uniqueQueue()).0000deadbeef"), timeout: 10) }
+    }
+
+    @Test func redisDownAtTheStartIsUnavailable() async throws {
+        var config = testConfiguration(url: url)
+        config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: try TestRedis.freePort()))
+        let client = SpoolClient(configuration: config)
+        do {
+            _ = try await collect(client.events(job: "q.00000001"), timeout: 10)
+            Issue.record("expected an error")
+        } catch let error as SpoolError {
+            #expect(error.code == .unavailable)
+        }
+    }
+}
+
+/// An async latch.
+final class Gate: Sendable {
+    private let opened = Atomic<Bool>(false)
+    func open() { opened.store(true, ordering: .relaxed) }
+    func wait() async {
+        while !opened.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+@Suite("Events for outside clients")
+struct OutsideSubscriberTests {
+    @Test func redisCliSubscribeReceivesTheDocumentedJSON() async throws {
+        let url = try SharedRedis.url
+        let queue = uniqueQueue("cli-sub")
+        let channel = QueueKeys(prefix: "spool", queue: queue).events
+        #expect(channel == "spool:{\(queue)}:events", "the channel docs/PROTOCOL.md names")
+        let redisCli = try ChildProcess.spawn(
+            try TestRedis.which("redis-cli"), arguments: ["-u", try SharedRedis.urlString, "SUBSCRIBE", channel], stdout: .pipe, stderr: .null)
+        defer {
+            redisCli.signalProcess(SIGTERM)
+            _ = redisCli.wait()
+        }
+        let lines = LineCollector(redisCli.stdout)
+        #expect(await eventually { lines.text.contains("subscribe") })
+
+        let config = testConfiguration(url: url)
+        let client = SpoolClient(configuration: config)
+        var handlers = JobHandlers()
+        handlers.register("t") { context in
+            context.progress(50, "half")
+            try await Task.sleep(for: .milliseconds(60))
+            return nil
+        }
+        let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue]), handlers: handlers))
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "t"))
+        #expect(await eventually { lines.text.contains(#""event":"completed""#) })
+        await worker.stop()
+
+        let messages = lines.text.split(separator: "\n").filter { $0.hasPrefix("{") }
+        let objects = messages.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.map { $0["event"] as? String } == ["enqueued", "active", "progress", "completed"])
+        for object in objects {
+            #expect(object["id"] as? String == id)
+            #expect(object["queue"] as? String == queue)
+            #expect(object["state"] is String && object["at"] is Int && object["seq"] is Int)
+        }
+        #expect(objects[2]["percent"] as? Int == 50 && objects[2]["message"] as? String == "half")
+    }
+}
+
+/// Accumulates a pipe's output on its own thread.
+final class LineCollector: Sendable {
+    private let data = Mutex<[UInt8]>([])
+    init(_ fd: Int32) {
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                if n <= 0 { break }
+                data.withLock { $0.append(contentsOf: buffer[0..<n]) }
+            }
+            close(fd)
+        }
+    }
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+}

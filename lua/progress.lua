@@ -1,0 +1,43 @@
+-- progress: store an active job's progress and publish it, if the caller still
+-- holds the lease (a worker whose lease expired cannot report any more).
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq
+--   P:{Q}:leases    zset   read: the lease deadline
+-- ARGV[1] -> job id
+-- ARGV[2] -> lease token from claim
+-- ARGV[3] -> now, Unix time in ms
+-- ARGV[4] -> percent done, a number from 0 to 100
+-- ARGV[5] -> message ("" for none)
+-- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
+--          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
+-- Publishes: {"event":"progress","percent":…,"message":…} on the job's and the
+--            queue's channels.
+-- Keeps: invariant 2 (progress is fenced like every other report).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local token = ARGV[2]
+local now = tonumber(ARGV[3])
+local percent = tonumber(ARGV[4])
+local message = ARGV[5]
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+if not percent or percent < 0 or percent > 100 then return -8 end
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+if not job[1] then return -1 end
+if job[1] ~= 'active' then return -2 end
+if job[2] ~= token then return -3 end
+local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+if not deadline or deadline < now then return -4 end
+
+redis.call('HSET', jobKey, 'progress', percent, 'progress_message', message)
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+local event = cjson.encode({ event = 'progress', id = id, queue = queue, state = 'active',
+                             attempt = tonumber(job[3]), percent = percent,
+                             message = message ~= '' and message or nil, at = now, seq = seq })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return 1
