@@ -3,7 +3,8 @@
 #
 # Spool's exec handler protocol: the payload arrives on stdin as JSON, stdout is
 # the result (JSON), exit status 0 completes the job, anything else fails the
-# attempt with the tail of stderr as its error.
+# attempt with the tail of stderr as its error. Lines "progress PERCENT MESSAGE"
+# written to descriptor 3 ($SPOOL_PROGRESS_FD) are live progress.
 set -euo pipefail
 
 payload=$(cat)
@@ -13,9 +14,19 @@ if [[ -z $image ]]; then
   exit 2
 fi
 
-# Real work would go here; the demo takes 0.5-1.5 s so you can watch it run.
-ms=$((500 + RANDOM % 1001))
-sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+# Real work would go here; the demo takes a few seconds in steps so you can
+# watch it run.
+progress() { [[ -n ${SPOOL_PROGRESS_FD:-} ]] && echo "progress $1 $2" >&"$SPOOL_PROGRESS_FD" || true; }
+pause() {
+  local ms=$((150 + RANDOM % 350))
+  sleep "0.$(printf '%03d' "$ms")"
+}
+progress 0 "loading $image"; pause
+progress 20 "decoding"; pause
+for pct in 40 60 80; do
+  progress "$pct" "resizing ($pct%)"; pause
+done
+progress 95 "writing thumbnail"; pause
 
 if [[ $image == *.* ]]; then
   thumbnail="${image%.*}-small.${image##*.}"

@@ -69,6 +69,9 @@ for n in 1 2 3 4 5; do
   ids+=("$("$spool" enqueue demo demo.resize --payload "{\"image\":\"cat-$n.png\"}")")
 done
 echo "run: enqueued ${#ids[@]} demo.resize jobs on queue demo: ${ids[*]}"
+echo "run: spool watch ${ids[0]}  (live progress over Redis pub/sub)"
+"$spool" watch "${ids[0]}" || true
+echo
 
 state_of() {
   "$spool" status "$1" --json 2>/dev/null | sed -n 's/^ *"state" *: *"\([a-z]*\)".*/\1/p' | head -n 1
@@ -115,7 +118,8 @@ if [[ -n $our_url && $our_url != "redis://127.0.0.1:6379/0" ]]; then
   echo "  export SPOOL_REDIS_URL=$our_url"
 fi
 cat <<EOF
-  $spool_cmd enqueue demo demo.resize '{"image":"dog.png"}'
+  $spool_cmd enqueue demo demo.resize '{"image":"dog.png"}' --wait
+  $spool_cmd events demo        # every event of the queue, live
   $spool_cmd status
   $spool_cmd jobs demo --state completed
   tail -f .run/worker.log
