@@ -6,7 +6,8 @@
 --   P:{Q}:waiting   list   RPOP the oldest id
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
---   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at
+--   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
+--                          progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
 --   P:{Q}:wake      list   re-armed while jobs remain, so the next idle worker wakes
 -- ARGV[1] -> now, Unix time in ms
@@ -39,6 +40,8 @@ for _ = 1, 100 do
     redis.call('ZADD', prefix .. 'leases', deadline, id)
     local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
     redis.call('HSET', jobKey, 'state', 'active', 'started_at', now, 'worker', worker, 'token', token)
+    -- A new attempt starts from nothing, not from the last attempt's progress.
+    redis.call('HDEL', jobKey, 'progress', 'progress_message')
     local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
     if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')

@@ -41,6 +41,8 @@ redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at'
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+-- seq first: the count trim below may delete this very record (keep 0).
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 
 if keep >= 0 then
   local excess = redis.call('ZCARD', completedKey) - keep
@@ -50,7 +52,6 @@ if keep >= 0 then
   end
 end
 
-local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
                              attempt = tonumber(job[3]), at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)

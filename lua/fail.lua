@@ -55,7 +55,7 @@ redis.call('HDEL', jobKey, 'token')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
 
 local event
-local status, runAt
+local status, runAt, deadSeq
 if retryable and attempts < maxAttempts then
   local base = tonumber(job[7]) or tonumber(ARGV[6]) or 1000
   local cap = tonumber(job[8]) or tonumber(ARGV[7]) or 3600000
@@ -70,6 +70,8 @@ if retryable and attempts < maxAttempts then
 else
   runAt = 0
   local deadKey = prefix .. 'dead'
+  -- seq first: the count trim below may delete this very record (keep 0).
+  deadSeq = redis.call('HINCRBY', jobKey, 'seq', 1)
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
@@ -84,7 +86,7 @@ else
   event = { event = 'dead', id = id, queue = queue, state = 'dead', attempt = attempts,
             error = message, at = now }
 end
-event.seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+event.seq = deadSeq or redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)

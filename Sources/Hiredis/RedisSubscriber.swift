@@ -65,7 +65,7 @@ public final class RedisSubscriber: Sendable {
         var backoff = Backoff(base: 0.05, cap: 2)
         while !isStopped {
             do {
-                try session()
+                try session { backoff.reset() }
             } catch {
                 if isStopped { return }
                 handler(.disconnected(error))
@@ -79,7 +79,7 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// One connection's life: subscribe, then deliver until stopped or broken.
-    private func session() throws(RedisError) {
+    private func session(onSubscribed: () -> Void) throws(RedisError) {
         let conn = try RedisConnection(url: url, timeouts: timeouts)
         defer { conn.close() }
         try conn.append([["SUBSCRIBE"] + channels])
@@ -96,6 +96,7 @@ public final class RedisSubscriber: Sendable {
             }
             if confirmed < channels.count { _ = try conn.waitAndRead(timeout: pollInterval) }
         }
+        onSubscribed()
         handler(.subscribed)
         while !isStopped {
             while let reply = try conn.bufferedReply() {

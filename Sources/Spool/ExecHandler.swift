@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// 1. The command is an argv (split on whitespace, never given to a shell);
 ///    a bare name is looked up on PATH.
-/// 2. The payload goes to stdin; SPOOL_JOB_ID, SPOOL_QUEUE, SPOOL_ATTEMPT and
-///    SPOOL_MAX_ATTEMPTS are set in the environment.
+/// 2. The payload goes to stdin; SPOOL_JOB_ID, SPOOL_QUEUE, SPOOL_JOB_TYPE,
+///    SPOOL_ATTEMPT, SPOOL_MAX_ATTEMPTS and SPOOL_PROGRESS_FD are set in the environment.
 /// 3. Exit status 0 completes the job with stdout as its result: stored as is
 ///    when it is JSON, else as a JSON string. Anything else fails the attempt
 ///    with the exit status (or signal) and the tail of stderr.

@@ -45,6 +45,8 @@ public struct Job: Sendable, Codable, Equatable {
     /// JSON text.
     public var result: String?
     public var errors: [AttemptError]
+    /// The last attempt's error, or the reason a job was cancelled.
+    public var lastError: String?
     public var idempotencyKey: String?
     public var callback: String?
     /// Bumped by every script that publishes an event about this job; events
@@ -72,6 +74,7 @@ public struct Job: Sendable, Codable, Equatable {
         self.progressMessage = fields["progress_message"]
         self.result = fields["result"]
         self.errors = fields["errors"].flatMap { try? JSONDecoder().decode([AttemptError].self, from: Data($0.utf8)) } ?? []
+        self.lastError = fields["last_error"]
         self.idempotencyKey = fields["key"]
         self.callback = fields["callback"]
         self.seq = Int(fields["seq"] ?? "") ?? 0

@@ -21,11 +21,13 @@ public struct JobEvent: Sendable, Codable, Equatable {
     public var runAt: Int?
     public var worker: String?
     public var type: String?
+    /// True on the `waiting` event of a dead job retried by hand.
+    public var retried: Bool?
     /// The whole record, on `snapshot` events.
     public var job: Job?
 
     enum CodingKeys: String, CodingKey {
-        case event, id, queue, state, at, seq, attempt, percent, message, error, worker, type, job
+        case event, id, queue, state, at, seq, attempt, percent, message, error, worker, type, retried, job
         case runAt = "run_at"
     }
 
@@ -48,7 +50,7 @@ public struct JobEvent: Sendable, Codable, Equatable {
         self.attempt = job.attempts
         self.percent = job.progress
         self.message = job.progressMessage
-        self.error = job.errors.last?.error
+        self.error = job.lastError ?? job.errors.last?.error
         self.runAt = job.runAt
         self.worker = job.worker
         self.type = job.type

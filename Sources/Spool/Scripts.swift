@@ -14,10 +14,11 @@ public enum Scripts {
     public static let purge = load("purge")
     public static let progress = load("progress")
     public static let cancel = load("cancel")
+    public static let release = load("release")
 
     /// Every script, for SCRIPT LOAD at start-up and for the docs.
     public static let all: [RedisScript] = [
-        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel,
+        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release,
     ]
 
     /// The embedded text of `lua/<name>.lua`.

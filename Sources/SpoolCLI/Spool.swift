@@ -42,6 +42,7 @@ struct SpoolCommand: AsyncParsableCommand {
             WatchCommand.self,
             EventsCommand.self,
             CancelCommand.self,
+            WorkersCommand.self,
             BenchCommand.self,
         ]
     )

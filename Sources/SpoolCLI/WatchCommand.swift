@@ -87,7 +87,7 @@ struct Watcher {
         guard let last, let state = last.state else {
             throw CLIError(.software, "watch: the event stream ended without a final state")
         }
-        let error = last.error ?? last.job?.errors.last?.error ?? "no error recorded"
+        let error = last.error ?? last.job?.lastError ?? "no error recorded"
         switch state {
         case .completed: return .completed
         case .dead:

@@ -36,14 +36,23 @@ struct WorkerCommand: AsyncParsableCommand {
             Built-in types: spool.noop (does nothing) and spool.sleep (sleeps \
             payload {"ms": N} milliseconds), for demos and benchmarks.
 
-            SIGTERM or SIGINT stops claiming and waits for running jobs to finish; \
-            a second signal exits at once (status 143 or 130) and the interrupted \
-            jobs are redelivered when their leases expire.
+            SIGTERM or SIGINT stops claiming and gives running jobs --grace \
+            seconds to finish; jobs still running then are cancelled and released \
+            (back to the front of their queue, the attempt not counted), so another \
+            worker starts them at once. A second signal exits at once (status 143 \
+            or 130) and the interrupted jobs are redelivered when their leases expire.
+
+            --processes N runs N worker processes under a supervisor, which \
+            restarts any that die (with backoff when one dies right after it \
+            starts) and forwards SIGTERM/SIGINT to them. --processes MIN..MAX adds \
+            a process while jobs wait and retires one after 10 s of spare capacity.
 
             Examples:
               spool worker --queue mail --exec send='/usr/local/bin/send-mail --quiet'
               spool worker --queue urgent --queue default --concurrency 8
               spool worker --queue text --exec upper='tr a-z A-Z' --log-level debug
+              spool worker --queue mail --processes 4 --concurrency 8 --grace 60
+              spool worker --queue reports --processes 1..8
             """
     )
 
@@ -68,6 +77,16 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Seconds running jobs get to finish after SIGTERM/SIGINT; then they are released to other workers.", valueName: "seconds"))
+    var grace: Double = 25
+
+    @Option(
+        help: ArgumentHelp(
+            "Run N worker processes under a supervisor that restarts them, or MIN..MAX to scale with the backlog.", valueName: "n|min..max"))
+    var processes: String?
+
+    @Option(
+        help: ArgumentHelp(
             "trace, debug, info, notice, warning, error or critical (default: the config's log_level, else info).", valueName: "level"))
     var logLevel: String?
 
@@ -79,6 +98,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         var worker: Worker?
+        var supervisor: Supervisor?
         try await reportingErrors {
             let configuration = try connection.load()
             let level = try resolvedLevel(configuration)
@@ -97,6 +117,10 @@ struct WorkerCommand: AsyncParsableCommand {
                 throw CLIError(.unavailable, "worker: cannot reach Redis: \(error)")
             }
             client.redis.close()
+            if let processes {
+                supervisor = try makeSupervisor(processes, options: options, configuration: configuration)
+                return
+            }
             if exec.isEmpty {
                 logger.notice("no exec handlers: this worker runs only spool.noop and spool.sleep jobs")
             }
@@ -106,10 +130,61 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             worker = Worker(configuration: configuration, options: options, handlers: Self.handlers(exec), logger: logger)
         }
+        if let supervisor {
+            let signals = [SIGINT, SIGTERM].map { number in
+                Self.onSignal(number) { supervisor.signal(number) }
+            }
+            let status = await supervisor.run()
+            withExtendedLifetime(signals) {}
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         guard let worker else { return }
         let signals = Self.installSignalHandlers(worker: worker)
         await worker.run()
         withExtendedLifetime(signals) {}
+    }
+
+    /// A supervisor that runs this same command, minus --processes, N times.
+    private func makeSupervisor(_ spec: String, options: WorkerOptions, configuration: SpoolConfiguration) throws(CLIError) -> Supervisor {
+        let bounds = spec.split(separator: ".", omittingEmptySubsequences: true).map { Int($0) }
+        let range: (Int, Int)
+        if bounds.count == 1, let n = bounds[0], spec.allSatisfy(\.isNumber) {
+            range = (n, n)
+        } else if bounds.count == 2, spec.contains(".."), let low = bounds[0], let high = bounds[1] {
+            range = (low, high)
+        } else {
+            throw .usage("--processes \"\(spec)\" must be N or MIN..MAX")
+        }
+        guard range.0 >= 1, range.1 >= range.0, range.1 <= 256 else {
+            throw .usage("--processes needs 1 <= MIN <= MAX <= 256")
+        }
+        var arguments: [String] = []
+        var skipNext = false
+        for argument in CommandLine.arguments.dropFirst() {
+            if skipNext {
+                skipNext = false
+            } else if argument == "--processes" {
+                skipNext = true
+            } else if !argument.hasPrefix("--processes=") {
+                arguments.append(argument)
+            }
+        }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var supervisorOptions = SupervisorOptions(
+            executable: executable, arguments: arguments, minProcesses: range.0, maxProcesses: range.1,
+            queues: options.queues, concurrency: options.concurrency)
+        supervisorOptions.quickExit = 5
+        return Supervisor(options: supervisorOptions, configuration: configuration)
+    }
+
+    /// Runs `action` on each delivery of `number` (the default action is ignored).
+    private static func onSignal(_ number: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 
     private func resolvedLevel(_ configuration: SpoolConfiguration) throws(CLIError) -> Logger.Level {
@@ -141,7 +216,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 throw .usage("--visibility-timeout must be between 0.1 and 86400 seconds")
             }
         }
-        return WorkerOptions(queues: names, concurrency: concurrency, visibilityTimeout: visibilityTimeout)
+        guard grace >= 0, grace <= 86400 else { throw .usage("--grace must be between 0 and 86400 seconds") }
+        return WorkerOptions(queues: names, concurrency: concurrency, visibilityTimeout: visibilityTimeout, grace: grace)
     }
 
     /// Job type -> argv: the config file's exec, overridden by --exec.

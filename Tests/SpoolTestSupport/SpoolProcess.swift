@@ -134,3 +134,33 @@ final class PipeReader: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// Pids whose parent is `pid`, read from /proc.
+public func childPids(of pid: pid_t) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    var children: [pid_t] = []
+    for entry in entries {
+        guard let candidate = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { continue }
+        // After "pid (comm)": state, ppid, …
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, pid_t(fields[1]) == pid { children.append(candidate) }
+    }
+    return children.sorted()
+}
+
+/// Whether a process exists (and is not a zombie).
+public func isAlive(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
+
+/// Writes a shell script and returns the command that runs it, `/bin/sh PATH`.
+/// Running it through sh rather than exec'ing the file avoids ETXTBSY: a child
+/// spawned by another thread at the moment of writing may hold the file open.
+public func shellScript(_ body: String) throws -> String {
+    let path = NSTemporaryDirectory() + "spool-script-\(UUID().uuidString).sh"
+    try body.write(toFile: path, atomically: true, encoding: .utf8)
+    return "/bin/sh \(path)"
+}

@@ -143,10 +143,7 @@ struct CLITests {
 
     @Test func watchExitsWithTheJobsOutcome() async throws {
         let queue = uniqueQueue("watch")
-        let script = NSTemporaryDirectory() + "spool-steps-\(UUID().uuidString).sh"
-        try "#!/bin/sh\nfor p in 30 60 90; do echo \"progress $p step $p\" >&3; sleep 0.1; done\necho '{\"ok\":true}'\n"
-            .write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
+        let script = try shellScript("for p in 30 60 90; do echo \"progress $p step $p\" >&3; sleep 0.1; done\necho '{\"ok\":true}'\n")
         let worker = try SpoolProcess(["worker", "--queue", queue, "--exec", "steps=\(script)", "--exec", "fails=false"], environment: environment)
         defer { worker.kill() }
 

@@ -159,10 +159,35 @@ struct ScriptTests {
         let seqAfterClaim = try conn.command(["HGET", keys.job(id), "seq"]).int
         #expect(try progress("A", at: t0 + 1502, "60") == -3)
         #expect(try conn.command(["HGET", keys.job(id), "seq"]).int == seqAfterClaim)
-        #expect(try conn.command(["HMGET", keys.job(id), "progress", "progress_message"]) == .array([.string("10"), .string("m-A")]))
+        // B's claim cleared attempt 1's progress, and A's rejected call set none.
+        #expect(try conn.command(["HMGET", keys.job(id), "progress", "progress_message"]) == .array([.null, .null]))
         #expect(try progress("B", at: t0 + 1503, "70") == 1)
         #expect(try conn.command(["HMGET", keys.job(id), "progress", "progress_message"]) == .array([.string("70"), .string("m-B")]))
         #expect(try progress("B", at: t0 + 1504, "101") == -8)
         #expect((seqAfterA ?? 0) < (seqAfterClaim ?? 0))
+    }
+}
+
+@Suite("Retention at zero")
+struct RetentionZeroTests {
+    @Test func keepingNothingLeavesNoStrayRecord() throws {
+        let url = try SharedRedis.url
+        let conn = try RedisConnection(url: url)
+        let queue = uniqueQueue("keep0")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let now = 1_800_000_000_000
+        for (i, outcome) in ["complete", "fail"].enumerated() {
+            let id = JobID.make(queue: queue, nowMillis: now + i)
+            _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(now), "0", "1"])
+            _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T\(i)", "1000"])
+            if outcome == "complete" {
+                #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, "T\(i)", String(now), "1", "0"]).int == 1)
+            } else {
+                let args = [id, "T\(i)", String(now), "e", "1", "100", "1000", "0", "0"]
+                #expect(try conn.eval(Scripts.fail, keys: [keys.prefix], args: args).array?.first?.int == 2)
+            }
+            #expect(try conn.command(["EXISTS", keys.job(id)]) == .integer(0), "\(outcome) with keep 0 must not leave a record")
+        }
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 }

@@ -20,10 +20,7 @@ struct WorkerProcessTests {
 
     /// An executable script that sleeps, then prints which attempt it was.
     func slowJob(seconds: Double) throws -> String {
-        let path = NSTemporaryDirectory() + "spool-slow-\(UUID().uuidString).sh"
-        try "#!/bin/sh\nsleep \(seconds)\nprintf '\"attempt-%s\"' \"$SPOOL_ATTEMPT\"\n".write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
-        return path
+        try shellScript("sleep \(seconds)\nprintf '\"attempt-%s\"' \"$SPOOL_ATTEMPT\"\n")
     }
 
     func worker(_ queue: String, script: String, visibility: Double) throws -> SpoolProcess {

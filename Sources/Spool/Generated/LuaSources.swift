@@ -60,7 +60,8 @@ return 1
 --   P:{Q}:waiting   list   RPOP the oldest id
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
---   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at
+--   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
+--                          progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
 --   P:{Q}:wake      list   re-armed while jobs remain, so the next idle worker wakes
 -- ARGV[1] -> now, Unix time in ms
@@ -93,6 +94,8 @@ for _ = 1, 100 do
     redis.call('ZADD', prefix .. 'leases', deadline, id)
     local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
     redis.call('HSET', jobKey, 'state', 'active', 'started_at', now, 'worker', worker, 'token', token)
+    -- A new attempt starts from nothing, not from the last attempt's progress.
+    redis.call('HDEL', jobKey, 'progress', 'progress_message')
     local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
     if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
@@ -152,6 +155,8 @@ redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at'
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+-- seq first: the count trim below may delete this very record (keep 0).
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 
 if keep >= 0 then
   local excess = redis.call('ZCARD', completedKey) - keep
@@ -161,7 +166,6 @@ if keep >= 0 then
   end
 end
 
-local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
                              attempt = tonumber(job[3]), at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
@@ -339,7 +343,7 @@ redis.call('HDEL', jobKey, 'token')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
 
 local event
-local status, runAt
+local status, runAt, deadSeq
 if retryable and attempts < maxAttempts then
   local base = tonumber(job[7]) or tonumber(ARGV[6]) or 1000
   local cap = tonumber(job[8]) or tonumber(ARGV[7]) or 3600000
@@ -354,6 +358,8 @@ if retryable and attempts < maxAttempts then
 else
   runAt = 0
   local deadKey = prefix .. 'dead'
+  -- seq first: the count trim below may delete this very record (keep 0).
+  deadSeq = redis.call('HINCRBY', jobKey, 'seq', 1)
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
@@ -368,7 +374,7 @@ else
   event = { event = 'dead', id = id, queue = queue, state = 'dead', attempt = attempts,
             error = message, at = now }
 end
-event.seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+event.seq = deadSeq or redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
@@ -622,6 +628,54 @@ if stalled + orphans > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
   redis.call('LPUSH', prefix .. 'wake', '1')
 end
 return { stalled, orphans, dead }
+"""##,
+        "release": ##"""
+-- release: hand an active job back to the front of the waiting list without
+-- counting the attempt, because its worker is shutting down (not failing).
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token removed, seq
+--   P:{Q}:active    list   LREM the id
+--   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:waiting   list   RPUSH the id (claimed next)
+--   P:{Q}:wake      list   re-armed, so an idle worker takes it at once
+-- ARGV[1] -> job id
+-- ARGV[2] -> lease token from claim
+-- ARGV[3] -> now, Unix time in ms
+-- ARGV[4] -> why (for the event), e.g. "worker shutting down"
+-- Returns: 1 released; -1 job missing; -2 not active; -3 token mismatch (the
+--          lease was already reaped and given to another claim).
+-- Keeps: invariants 1 and 4 (the job goes straight back, in one step).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local token = ARGV[2]
+local now = tonumber(ARGV[3])
+local why = ARGV[4]
+
+local jobKey = prefix .. 'job:' .. id
+local queue = string.match(prefix, '{([^}]*)}:$')
+
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+if not job[1] then return -1 end
+if job[1] ~= 'active' then return -2 end
+if job[2] ~= token then return -3 end
+
+redis.call('LREM', prefix .. 'active', 1, id)
+redis.call('ZREM', prefix .. 'leases', id)
+redis.call('HDEL', jobKey, 'token')
+local attempts = math.max(0, (tonumber(job[3]) or 1) - 1)
+redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', attempts)
+redis.call('RPUSH', prefix .. 'waiting', id)
+if redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
+local event = cjson.encode({ event = 'released', id = id, queue = queue, state = 'waiting',
+                             attempt = attempts, message = why ~= '' and why or nil, at = now, seq = seq })
+redis.call('PUBLISH', prefix .. 'events', event)
+redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+return 1
 """##,
         "retry": ##"""
 -- retry: send dead jobs back to the waiting list by hand, with a fresh set of

@@ -1,0 +1,58 @@
+import Foundation
+import Hiredis
+import Logging
+
+/// Lease renewal for running jobs, and the registry entry.
+extension Worker {
+
+    /// Renews leases every third of the shortest visibility timeout and the
+    /// registry entry about once a second.
+    func heartbeatLoop() async {
+        let redis = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.heartbeat")
+        defer { redis.close() }
+        let shortest = options.queues.map(leaseMs).min() ?? 30000
+        let interval = min(1, max(0.02, Double(shortest) / 3000))
+        var lastRegistered = ContinuousClock.now.advanced(by: .seconds(-10))
+        while !Task.isCancelled {
+            if lastRegistered.duration(to: .now) >= .seconds(1) {
+                lastRegistered = .now
+                await register(on: redis)
+            }
+            do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+            let jobs = running.withLock { Array($0.values) }
+            if jobs.isEmpty { continue }
+            let byQueue = Dictionary(grouping: jobs, by: \.queue)
+            let now = String(clock.nowMillis())
+            var calls: [(keys: [String], args: [String], jobs: [RunningJob])] = []
+            for (queue, group) in byQueue {
+                var args = [now, String(leaseMs(queue))]
+                for job in group { args += [job.id, job.token] }
+                calls.append(([QueueKeys(prefix: configuration.prefix, queue: queue).prefix], args, group))
+            }
+            let commands = calls.map { ["EVALSHA", Scripts.extend.sha, "1"] + $0.keys + $0.args }
+            do {
+                let replies = try await redis.withConnection { conn -> [RedisValue] in
+                    let replies = try conn.pipeline(commands)
+                    if replies.contains(where: { if case .error(let m) = $0 { return m.hasPrefix("NOSCRIPT") } else { return false } }) {
+                        try conn.command(["SCRIPT", "LOAD", Scripts.extend.source])
+                        return try conn.pipeline(commands)
+                    }
+                    return replies
+                }
+                for (call, reply) in zip(calls, replies) {
+                    let codes = reply.array ?? []
+                    for (job, code) in zip(call.jobs, codes) where code.int != 1 && !job.lease.lost {
+                        job.lease.markLost()
+                        let why = SpoolError.script(code: code.int ?? 0, "extend", queue: job.queue, job: job.id).message
+                        logger.warning(
+                            "lease lost; this attempt's outcome will be rejected",
+                            metadata: ["job": "\(job.id)", "queue": "\(job.queue)", "reason": "\(why)"])
+                    }
+                }
+                outage.succeeded()
+            } catch {
+                outage.failed(error)
+            }
+        }
+    }
+}
