@@ -11,7 +11,8 @@ import Synchronization
 /// 1. The command is an argv (split on whitespace, never given to a shell);
 ///    a bare name is looked up on PATH.
 /// 2. The payload goes to stdin; SPOOL_JOB_ID, SPOOL_QUEUE, SPOOL_JOB_TYPE,
-///    SPOOL_ATTEMPT, SPOOL_MAX_ATTEMPTS and SPOOL_PROGRESS_FD are set in the environment.
+///    SPOOL_ATTEMPT, SPOOL_MAX_ATTEMPTS, SPOOL_WORKER_ID (host:pid:random) and
+///    SPOOL_PROGRESS_FD are set in the environment.
 /// 3. Exit status 0 completes the job with stdout as its result: stored as is
 ///    when it is JSON, else as a JSON string. Anything else fails the attempt
 ///    with the exit status (or signal) and the tail of stderr.
@@ -117,6 +118,7 @@ public struct ExecHandler: Sendable {
         environment["SPOOL_JOB_TYPE"] = context.type
         environment["SPOOL_ATTEMPT"] = String(context.attempt)
         environment["SPOOL_MAX_ATTEMPTS"] = String(context.maxAttempts)
+        environment["SPOOL_WORKER_ID"] = context.workerID
         environment["SPOOL_PROGRESS_FD"] = String(Self.progressDescriptor)
         let process: ChildProcess
         do {

@@ -40,9 +40,11 @@ public struct SupervisorOptions: Sendable {
 /// Runs N worker processes and keeps them running.
 ///
 /// 1. Starts `minProcesses` children, each in its own process group.
-/// 2. Every 100 ms reaps children that exited and restarts them; one that died
-///    soon after it started waits with capped exponential backoff, so a broken
-///    handler cannot make it spin.
+/// 2. Every 100 ms reaps children that exited and restarts them. One that
+///    crashed (an exit or a crash signal) soon after it started waits with capped
+///    exponential backoff, so a broken handler cannot make it spin; one killed
+///    with SIGKILL was stopped from outside (an operator, the OOM killer) and
+///    restarts at once.
 /// 3. With `minProcesses < maxProcesses`, every `scaleInterval` it reads the
 ///    queues' counts: a backlog adds a process, spare capacity held for
 ///    `idleBeforeScaleDown` retires one (SIGTERM, so it drains). Each change is logged.
@@ -122,7 +124,9 @@ public final class Supervisor: Sendable {
                         s.children.remove(at: i)
                         continue
                     }
-                    if lived < .seconds(options.quickExit) {
+                    if end == .signaled(SIGKILL) {
+                        s.children[i].crashes = 0
+                    } else if lived < .seconds(options.quickExit) {
                         s.children[i].crashes += 1
                     } else {
                         s.children[i].crashes = 0

@@ -60,7 +60,10 @@ struct EventTests {
         await worker.stop()
         #expect(events.first?.event == "snapshot" && events.first?.state == .waiting)
         let percents = events.filter { $0.event == "progress" }.compactMap(\.percent)
-        #expect(percents == stride(from: 0, through: 100, by: 10).map(Double.init), "\(percents)")
+        // In order, from the first to the last; under heavy load the reporter may
+        // coalesce an intermediate value (newest wins), never reorder or drop the last.
+        #expect(percents == percents.sorted() && Set(percents).count == percents.count, "\(percents)")
+        #expect(percents.first == 0 && percents.last == 100 && percents.count >= 6, "\(percents)")
         #expect(events.filter { $0.event == "progress" }.last?.message == "step 100")
         #expect(events.last?.event == "completed" && events.last?.state == .completed)
         let seqs = events.compactMap(\.seq)

@@ -33,9 +33,10 @@ struct ExecHandlerTests {
     }
 
     @Test func environmentNamesTheJob() async throws {
-        let script = #"printf '{"id":"%s","queue":"%s","attempt":%s}' "$SPOOL_JOB_ID" "$SPOOL_QUEUE" "$SPOOL_ATTEMPT""#
+        let script =
+            #"printf '{"id":"%s","queue":"%s","attempt":%s,"worker":"%s"}' "$SPOOL_JOB_ID" "$SPOOL_QUEUE" "$SPOOL_ATTEMPT" "$SPOOL_WORKER_ID""#
         let job = try await run(["env": ["/bin/sh", "-c", script]], type: "env")
-        #expect(job.result == #"{"id":"\#(job.id)","queue":"\#(job.queue)","attempt":1}"#)
+        #expect(job.result == #"{"id":"\#(job.id)","queue":"\#(job.queue)","attempt":1,"worker":"\#(job.worker ?? "")"}"#)
     }
 
     @Test func textThatIsNotJSONIsStoredAsAString() async throws {

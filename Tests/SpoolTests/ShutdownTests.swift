@@ -96,15 +96,16 @@ struct ShutdownTests {
             supervisor.kill()
         }
         #expect(await eventually { childPids(of: supervisor.pid).count == 2 })
-        // Kill the same slot's process three times, each right after it starts:
-        // the restarts wait 0.5 s, 1 s, 2 s.
+        // Make a process die three times, each right after it starts: the
+        // restarts wait 0.5 s, 1 s, 2 s. (SIGUSR1 ends it like a crash, without a
+        // core dump; SIGKILL would restart it at once.)
         var killed: Set<pid_t> = []
         for _ in 0..<3 {
             let dead = killed
             #expect(await eventually(timeout: 10) { childPids(of: supervisor.pid).filter { !dead.contains($0) && isAlive($0) }.count == 2 })
             let victim = try #require(childPids(of: supervisor.pid).filter { !killed.contains($0) }.max())
             killed.insert(victim)
-            kill(victim, SIGKILL)
+            kill(victim, SIGUSR1)
         }
         #expect(await eventually(timeout: 10) { supervisor.log.contains("in=2s") }, "\(supervisor.log)")
         let log = supervisor.log

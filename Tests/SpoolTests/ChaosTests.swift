@@ -1,0 +1,122 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Invariants 1–4 under fire: `spool worker --processes 4` while worker
+/// processes are SIGKILLed every 300 ms and Redis restarts once.
+/// SPOOL_CHAOS_SECONDS and SPOOL_CHAOS_JOBS make it longer (`make chaos`).
+@Suite("Chaos")
+struct ChaosTests {
+    @Test func killedWorkersAndARedisRestartLoseNothing() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let seconds = Double(env["SPOOL_CHAOS_SECONDS"] ?? "") ?? 20
+        let jobCount = Int(env["SPOOL_CHAOS_JOBS"] ?? "") ?? 5000
+        let server = try await offPool { try TestRedis(appendOnly: true) }
+        defer { server.stop() }
+        let queue = uniqueQueue("chaos")
+        let runs = "chaos:\(queue):runs"
+        let environment = try testEnvironment(
+            redis: server.urlString,
+            extraYAML: """
+                queues:
+                  \(queue):
+                    keep_completed: -1
+                    max_attempts: 25
+                """)
+        let client = SpoolClient(configuration: testConfiguration(url: server.url) { $0.defaults.keepCompleted = -1 })
+
+        // Each execution records (job, attempt, worker pid) first, retrying
+        // through the Redis restart (redis-cli exits 0 even on an error reply
+        // such as LOADING, so it checks for the integer reply), then works 1–20 ms.
+        let redisCli = try TestRedis.which("redis-cli")
+        let handler = try shellScript(
+            """
+            read ms
+            pid=${SPOOL_WORKER_ID#*:}; pid=${pid%%:*}
+            until "\(redisCli)" -p \(server.port) RPUSH '\(runs)' "$SPOOL_JOB_ID $SPOOL_ATTEMPT $pid" 2>/dev/null | grep -q '^[0-9]'; do sleep 0.05; done
+            sleep "0.$(printf '%03d' "$ms")"
+            echo "$ms"
+            """)
+        var ids: [String] = []
+        for start in stride(from: 0, to: jobCount, by: 1000) {
+            let batch = (start..<min(jobCount, start + 1000)).map { _ in
+                JobRequest(queue: queue, type: "chaos", payload: String(Int.random(in: 1...20)))
+            }
+            ids += try await client.enqueue(batch)
+        }
+
+        let supervisor = try SpoolProcess(
+            [
+                "worker", "--queue", queue, "--processes", "4", "--concurrency", "4", "--exec", "chaos=\(handler)",
+                "--visibility-timeout", "5", "--grace", "5", "--log-level", "warning",
+            ], environment: environment)
+        defer {
+            for pid in childPids(of: supervisor.pid) { kill(pid, SIGKILL) }
+            supervisor.kill()
+        }
+        #expect(await eventually { childPids(of: supervisor.pid).filter(isAlive).count == 4 })
+
+        // The chaos: a random worker process SIGKILLed every 300 ms; Redis restarted halfway.
+        var killed: Set<Int> = []
+        let began = Date()
+        var restarted = false
+        while Date().timeIntervalSince(began) < seconds {
+            if !restarted && Date().timeIntervalSince(began) >= seconds / 2 {
+                restarted = true
+                try await offPool { try server.restart() }
+            }
+            if let victim = childPids(of: supervisor.pid).filter({ isAlive($0) && !killed.contains(Int($0)) }).randomElement() {
+                kill(victim, SIGKILL)
+                killed.insert(Int(victim))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(restarted)
+
+        // Everything finishes: nothing lost.
+        let finished = await eventually(timeout: 240) { try await client.counts(queue).completed == jobCount }
+        let counts = try await client.counts(queue)
+        #expect(finished, "\(counts)")
+        #expect(counts.dead == 0 && counts.waiting == 0 && counts.active == 0 && counts.failed == 0)
+        #expect(try InvariantChecker.violations(queue: queue, url: server.url).isEmpty)
+
+        // Every execution is accounted for; a job ran twice only because a kill
+        // took its first run.
+        let conn = try server.connect()
+        let lines = (try conn.command(["LRANGE", runs, "0", "-1"]).array ?? []).compactMap(\.string)
+        var byJob: [String: [(attempt: Int, pid: Int)]] = [:]
+        for line in lines {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let attempt = Int(parts[1]), let pid = Int(parts[2]) else { continue }
+            byJob[String(parts[0]), default: []].append((attempt, pid))
+        }
+        let missing = Set(ids).subtracting(byJob.keys)
+        #expect(missing.isEmpty, "\(missing.count) jobs have no recorded run, e.g. \(missing.prefix(3))")
+        #expect(Set(byJob.keys).subtracting(ids).isEmpty)
+        var duplicates = 0
+        var unexplained: [String] = []
+        for (id, executions) in byJob where executions.count > 1 {
+            duplicates += executions.count - 1
+            let ordered = executions.sorted { $0.attempt < $1.attempt }
+            for earlier in ordered.dropLast() where !killed.contains(earlier.pid) {
+                unexplained.append("\(id): run on pid \(earlier.pid) (attempt \(earlier.attempt)) was not killed")
+            }
+        }
+        print(
+            "chaos: \(jobCount) jobs, \(killed.count) workers killed, Redis restarted once, \(duplicates) duplicate executions, \(unexplained.count) unexplained"
+        )
+        #expect(unexplained.isEmpty, "\(unexplained.prefix(5))")
+
+        // The supervisor and its workers stop cleanly within the grace period.
+        let children = childPids(of: supervisor.pid)
+        supervisor.signal(SIGTERM)
+        #expect(try await supervisor.waitForExit(timeout: 15) == .exited(0), "\(supervisor.log.suffix(2000))")
+        for pid in children { #expect(!isAlive(pid)) }
+    }
+}
