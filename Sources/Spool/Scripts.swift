@@ -15,10 +15,11 @@ public enum Scripts {
     public static let progress = load("progress")
     public static let cancel = load("cancel")
     public static let release = load("release")
+    public static let pause = load("pause")
 
     /// Every script, for SCRIPT LOAD at start-up and for the docs.
     public static let all: [RedisScript] = [
-        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release,
+        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause,
     ]
 
     /// The embedded text of `lua/<name>.lua`.

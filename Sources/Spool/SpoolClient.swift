@@ -180,6 +180,19 @@ public struct SpoolClient: Sendable {
         }
     }
 
+    /// Pauses a queue: workers stop claiming from it (running jobs go on) and
+    /// jobs keep accumulating. Returns false when it was already paused.
+    @discardableResult
+    public func pause(_ queue: String) async throws(SpoolError) -> Bool {
+        try await evalInt(Scripts.pause, queue: queue, args: ["1", String(clock.nowMillis())], operation: "pause") == 1
+    }
+
+    /// Resumes a paused queue; idle workers are woken at once. Returns false when it was not paused.
+    @discardableResult
+    public func resume(_ queue: String) async throws(SpoolError) -> Bool {
+        try await evalInt(Scripts.pause, queue: queue, args: ["0", String(clock.nowMillis())], operation: "resume") == 1
+    }
+
     /// Deletes every job of a queue in `state` (not active); returns how many.
     public func purge(_ queue: String, state: JobState) async throws(SpoolError) -> Int {
         guard state != .active else {

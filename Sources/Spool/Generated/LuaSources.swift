@@ -380,6 +380,39 @@ redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return { status, runAt }
 """##,
+        "pause": ##"""
+-- pause: pause or resume a queue. While paused, claim returns -7 and workers
+-- claim nothing from it; jobs keep being enqueued; running jobs go on.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:paused   string  present while paused (value: when, in ms)
+--   P:{Q}:wake     list    on resume, re-armed so idle workers look at once
+-- ARGV[1] -> "1" to pause, "0" to resume
+-- ARGV[2] -> now, Unix time in ms
+-- Returns: 1 when the state changed, 0 when the queue already was so.
+-- Publishes: {"event":"paused"|"resumed","queue":…,"at":…} on the queue channel.
+
+local prefix = KEYS[1]
+local pause = ARGV[1] == '1'
+local now = tonumber(ARGV[2])
+
+local queue = string.match(prefix, '{([^}]*)}:$')
+local pausedKey = prefix .. 'paused'
+
+local changed
+if pause then
+  changed = redis.call('SET', pausedKey, now, 'NX') and 1 or 0
+else
+  changed = redis.call('DEL', pausedKey)
+  if changed == 1 and redis.call('LLEN', prefix .. 'waiting') > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+    redis.call('LPUSH', prefix .. 'wake', '1')
+  end
+end
+if changed == 1 then
+  redis.call('PUBLISH', prefix .. 'events', cjson.encode({ event = pause and 'paused' or 'resumed', queue = queue, at = now }))
+end
+return changed
+"""##,
         "progress": ##"""
 -- progress: store an active job's progress and publish it, if the caller still
 -- holds the lease (a worker whose lease expired cannot report any more).
