@@ -1,42 +1,74 @@
--- cancel: end a job that has not started (waiting, delayed, or failed and
--- waiting for its retry) as cancelled. It is never retried.
+-- cancel: end a job as cancelled; it is never retried.
+--   * waiting, delayed or failed (awaiting a retry): cancelled at once.
+--   * active, asked by anyone (no token): the request is stored on the job and
+--     published on the queue's cancel channel; the worker running it stops the
+--     handler and calls this script again with its lease token.
+--   * active, called with the job's lease token: cancelled now.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>   hash  state -> cancelled, finished_at, seq
---   P:{Q}:waiting    list  LREM the id (state waiting)
---   P:{Q}:delayed    zset  ZREM the id (state delayed)
---   P:{Q}:retry      zset  ZREM the id (state failed)
---   P:{Q}:cancelled  zset  id -> finished_at (ms)
+--   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq
+--   P:{Q}:waiting      list  LREM the id (state waiting, priority 0)
+--   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
+--   P:{Q}:delayed      zset  ZREM the id (state delayed)
+--   P:{Q}:retry        zset  ZREM the id (state failed)
+--   P:{Q}:active       list  LREM the id (state active, with the token)
+--   P:{Q}:leases       zset  ZREM the id (state active, with the token)
+--   P:{Q}:cancelled    zset  id -> finished_at (ms)
+--   P:{Q}:cancels      channel  the id, when a running job is asked to stop
+--   P:{Q}:unique:<key> string its idempotency key, if any, expires after key_ttl_ms
 -- ARGV[1] -> job id
 -- ARGV[2] -> now, Unix time in ms
 -- ARGV[3] -> reason, kept as last_error ("" for none)
--- Returns: 1 cancelled; -1 job missing; -2 the job is active (running jobs are
---          cancelled through their worker); -6 the job has already finished.
+-- ARGV[4] -> lease token when the worker running the job confirms; "" otherwise
+-- Returns: 1 cancelled; 2 cancel requested from the running job's worker;
+--          -1 job missing; -3 the token does not match the job's lease;
+--          -6 the job has already finished.
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local now = tonumber(ARGV[2])
 local reason = ARGV[3]
+local token = ARGV[4] or ''
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local state = redis.call('HGET', jobKey, 'state')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'key', 'key_ttl_ms', 'cancel_requested')
+local state = job[1]
 if not state then return -1 end
-if state == 'active' then return -2 end
-local places = { waiting = 'list', delayed = 'delayed', failed = 'retry' }
-local place = places[state]
-if not place then return -6 end
-if place == 'list' then
-  redis.call('LREM', prefix .. 'waiting', 1, id)
+
+if state == 'active' then
+  if token == '' then
+    if not job[5] then
+      redis.call('HSET', jobKey, 'cancel_requested', now)
+      if reason ~= '' then redis.call('HSET', jobKey, 'cancel_reason', reason) end
+    end
+    redis.call('PUBLISH', prefix .. 'cancels', id)
+    return 2
+  end
+  if job[2] ~= token then return -3 end
+  redis.call('LREM', prefix .. 'active', 1, id)
+  redis.call('ZREM', prefix .. 'leases', id)
+  redis.call('HDEL', jobKey, 'token')
+  if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end
+elseif state == 'waiting' then
+  if redis.call('LREM', prefix .. 'waiting', 1, id) == 0 then
+    redis.call('ZREM', prefix .. 'prioritized', id)
+  end
+elseif state == 'delayed' then
+  redis.call('ZREM', prefix .. 'delayed', id)
+elseif state == 'failed' then
+  redis.call('ZREM', prefix .. 'retry', id)
 else
-  redis.call('ZREM', prefix .. place, id)
+  return -6
 end
+
 redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
 if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
 redis.call('ZADD', prefix .. 'cancelled', now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], tonumber(job[4]) or 86400000) end
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })

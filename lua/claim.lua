@@ -1,9 +1,12 @@
--- claim: take the oldest waiting job, move it to the active list and stamp a
--- lease on it (deadline + token) in one step, so no job is ever active without
--- a lease.
+-- claim: take the next waiting job (higher priorities first, then the FIFO
+-- list of priority 0, then lower priorities), move it to the active list and
+-- stamp a lease on it (deadline + token) in one step, so no job is ever active
+-- without a lease. A per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:waiting   list   RPOP the oldest id
+--   P:{Q}:waiting   list   RPOP the oldest id of priority 0
+--   P:{Q}:prioritized zset ZRANGE/ZREM its first id (score order)
+--   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
@@ -14,8 +17,13 @@
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
 -- ARGV[4] -> lease length in ms (the visibility timeout)
+-- ARGV[5] -> rate limit: at most this many claims per window; 0 or absent: none
+-- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
+--            ARGV[1]: a worker descheduled between reading its clock and
+--            sending the script must not widen the window
 -- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
---          0 when nothing is waiting; -7 when the queue is paused.
+--          0 when nothing is waiting; -7 when the queue is paused;
+--          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -23,15 +31,47 @@ local now = tonumber(ARGV[1])
 local worker = ARGV[2]
 local token = ARGV[3]
 local leaseMs = tonumber(ARGV[4])
+local rateLimit = tonumber(ARGV[5]) or 0
+local rateWindow = tonumber(ARGV[6]) or 1000
 
 local waitingKey = prefix .. 'waiting'
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
+local rateKey = prefix .. 'rate'
+local serverNow = now
+if rateLimit > 0 then
+  local t = redis.call('TIME')
+  serverNow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', rateKey, '-inf', serverNow - rateWindow)
+  if redis.call('ZCARD', rateKey) >= rateLimit then
+    local oldest = redis.call('ZRANGE', rateKey, 0, 0, 'WITHSCORES')
+    return { -10, math.max(1, tonumber(oldest[2]) + rateWindow - serverNow) }
+  end
+end
+
+-- Scores below 100 * 2^40 are priorities above 0.
+local prioritizedKey = prefix .. 'prioritized'
+local normal = 100 * 1099511627776
+local function popNext()
+  local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
+  if top[1] and tonumber(top[2]) < normal then
+    redis.call('ZREM', prioritizedKey, top[1])
+    return top[1]
+  end
+  local id = redis.call('RPOP', waitingKey)
+  if id then return id end
+  if top[1] then
+    redis.call('ZREM', prioritizedKey, top[1])
+    return top[1]
+  end
+  return nil
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed.
 for _ = 1, 100 do
-  local id = redis.call('RPOP', waitingKey)
+  local id = popNext()
   if not id then return 0 end
   local jobKey = prefix .. 'job:' .. id
   if redis.call('EXISTS', jobKey) == 1 then
@@ -39,11 +79,17 @@ for _ = 1, 100 do
     redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadline, id)
     local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
-    redis.call('HSET', jobKey, 'state', 'active', 'started_at', now, 'worker', worker, 'token', token)
+    -- Under a rate limit, started_at is the server time the limit counted.
+    redis.call('HSET', jobKey, 'state', 'active', 'started_at', serverNow, 'worker', worker, 'token', token)
     -- A new attempt starts from nothing, not from the last attempt's progress.
     redis.call('HDEL', jobKey, 'progress', 'progress_message')
     local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
-    if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+    if rateLimit > 0 then
+      redis.call('ZADD', rateKey, serverNow, id .. ':' .. attempts)
+      redis.call('PEXPIRE', rateKey, rateWindow)
+    end
+    if (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+        and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
     local seq = redis.call('HINCRBY', jobKey, 'seq', 1)

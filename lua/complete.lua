@@ -7,6 +7,9 @@
 --   P:{Q}:leases     zset   ZREM the id
 --   P:{Q}:completed  zset   id -> finished_at (ms)
 --   P:{Q}:stats      hash   completed counter
+--   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash a delivery job (type spool.callback) when the job has a callback
+--   P:{Q}:waiting    list   LPUSH that delivery job
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -27,12 +30,25 @@ local keep = tonumber(ARGV[5]) or -1
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
+
+-- A job with a callback URL gets a delivery job (type spool.callback) in the
+-- same queue, made in this same step, so the POST survives crashes and retries.
+local function scheduleCallback(url, finalState)
+  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. seq
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = finalState }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', prefix .. 'waiting', cbId)
+  if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
+end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
@@ -41,6 +57,8 @@ redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at'
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
+if job[6] then scheduleCallback(job[6], 'completed') end
 -- seq first: the count trim below may delete this very record (keep 0).
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 

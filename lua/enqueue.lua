@@ -4,7 +4,10 @@
 -- KEYS[1] -> queue prefix "P:{Q}:" (string prefix; every key below is derived
 --            from it, so the script touches one hash slot)
 --   P:{Q}:job:<id>  hash   the job record
---   P:{Q}:waiting   list   ids ready to run (LPUSH here, claim RPOPs the other end)
+--   P:{Q}:waiting   list   ids ready to run at priority 0 (LPUSH here, claim RPOPs)
+--   P:{Q}:prioritized zset id -> (100 - priority) * 2^40 + P:{Q}:pseq, for priority != 0
+--   P:{Q}:pseq      string counter that keeps equal priorities in FIFO order
+--   P:{Q}:unique:<key> string the id of the job enqueued with idempotency key <key>
 --   P:{Q}:delayed   zset   id -> run_at (ms)
 --   P:{Q}:wake      list   0 or 1 token; idle workers block on it
 --   P:{Q}:stats     hash   counters
@@ -15,8 +18,12 @@
 -- ARGV[5] -> run_at in ms; 0 or <= now means run now
 -- ARGV[6] -> max attempts (>= 1)
 -- ARGV[7..] -> optional field/value pairs stored on the job: timeout_ms,
---             priority, backoff_base_ms, backoff_cap_ms, callback, key
--- Returns: the job id; -5 when a job with this id already exists; -8 on a bad argument.
+--             priority (integer -100..100, default 0; higher runs first),
+--             backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
+--             key_ttl_ms (how long the key outlives the finished job)
+-- Returns: the job id; with a `key` that names a job that still exists, that
+--          job's id (nothing is created); -5 when a job with this id already
+--          exists; -8 on a bad argument.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -34,13 +41,30 @@ if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
 if redis.call('EXISTS', jobKey) == 1 then return -5 end
 
 local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true }
+                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
                  'max_attempts', maxAttempts, 'seq', 1 }
+local priority, key = 0, nil
 for i = 7, #ARGV, 2 do
   if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+  if ARGV[i] == 'priority' then
+    priority = tonumber(ARGV[i + 1])
+    if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
+  elseif ARGV[i] == 'key' then
+    key = ARGV[i + 1]
+  end
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
+end
+
+-- Idempotency: the key names the job it made while that job is kept; until it
+-- finishes the key has no expiry, then it lasts key_ttl_ms (set by the script
+-- that finishes the job).
+if key then
+  local uniqueKey = prefix .. 'unique:' .. key
+  local existing = redis.call('GET', uniqueKey)
+  if existing and redis.call('EXISTS', prefix .. 'job:' .. existing) == 1 then return existing end
+  redis.call('SET', uniqueKey, id)
 end
 
 local state
@@ -51,7 +75,12 @@ if runAt > now then
   redis.call('ZADD', prefix .. 'delayed', runAt, id)
 else
   state = 'waiting'
-  redis.call('LPUSH', prefix .. 'waiting', id)
+  if priority == 0 then
+    redis.call('LPUSH', prefix .. 'waiting', id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
   if redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end

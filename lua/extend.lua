@@ -7,7 +7,8 @@
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this
 -- ARGV[3], ARGV[4] -> first job id and its lease token; more pairs may follow
--- Returns: an array with one code per pair, in order: 1 extended; -1 job
+-- Returns: an array with one code per pair, in order: 1 extended; 2 extended,
+--          but a cancel was requested (stop the job: see cancel.lua); -1 job
 --          missing; -2 not active; -3 token mismatch; -4 lease already expired.
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
@@ -19,7 +20,7 @@ local leasesKey = prefix .. 'leases'
 local codes = {}
 for i = 3, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token')
+  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token', 'cancel_requested')
   local code
   if not job[1] then
     code = -1
@@ -33,7 +34,7 @@ for i = 3, #ARGV - 1, 2 do
       code = -4
     else
       redis.call('ZADD', leasesKey, now + leaseMs, id)
-      code = 1
+      code = job[3] and 2 or 1
     end
   end
   codes[#codes + 1] = code

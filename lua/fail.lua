@@ -9,6 +9,9 @@
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
 --   P:{Q}:dead      zset   id -> finished_at (ms)
 --   P:{Q}:stats     hash   failed / dead counters
+--   P:{Q}:unique:<key> string on dead: its idempotency key expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash on dead: a delivery job (type spool.callback) when the job has a callback
+--   P:{Q}:waiting   list   LPUSH that delivery job
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -36,12 +39,25 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
-                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms')
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
+
+-- A job with a callback URL gets a delivery job (type spool.callback) in the
+-- same queue, made in this same step, so the POST survives crashes and retries.
+local function scheduleCallback(url, finalState)
+  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. seq
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = finalState }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', prefix .. 'waiting', cbId)
+  if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
+end
 
 local attempts = tonumber(job[3]) or 1
 local maxAttempts = tonumber(job[4]) or 1
@@ -75,6 +91,8 @@ else
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], tonumber(job[10]) or 86400000) end
+  if job[11] then scheduleCallback(job[11], 'dead') end
   if keepDead >= 0 then
     local excess = redis.call('ZCARD', deadKey) - keepDead
     if excess > 0 then

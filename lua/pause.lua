@@ -21,7 +21,8 @@ if pause then
   changed = redis.call('SET', pausedKey, now, 'NX') and 1 or 0
 else
   changed = redis.call('DEL', pausedKey)
-  if changed == 1 and redis.call('LLEN', prefix .. 'waiting') > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+  local ready = redis.call('LLEN', prefix .. 'waiting') + redis.call('ZCARD', prefix .. 'prioritized')
+  if changed == 1 and ready > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end
 end

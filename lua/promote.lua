@@ -6,7 +6,8 @@
 --   P:{Q}:guard:promote string  SET NX PX <interval>: the sweep's ticket
 --   P:{Q}:delayed       zset    id -> run_at (ms), state "delayed"
 --   P:{Q}:retry         zset    id -> run_at (ms), state "failed"
---   P:{Q}:waiting       list    LPUSH due ids (they queue behind waiting ones)
+--   P:{Q}:waiting       list    LPUSH due ids of priority 0 (behind waiting ones)
+--   P:{Q}:prioritized   zset    due ids of other priorities (see enqueue.lua)
 --   P:{Q}:job:<id>      hash    state -> waiting
 --   P:{Q}:wake          list    re-armed when anything was promoted
 -- ARGV[1] -> now, Unix time in ms
@@ -41,6 +42,17 @@ if guardMs > 0 and not redis.call('SET', prefix .. 'guard:promote', now, 'PX', g
   return { -1, nextDue() }
 end
 
+-- Ready jobs of priority 0 queue in the list; others in the prioritized set.
+local function pushReady(id)
+  local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
+  if priority == 0 then
+    redis.call('LPUSH', prefix .. 'waiting', id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
+end
+
 local promoted = 0
 for _, key in ipairs(sets) do
   local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit)
@@ -49,7 +61,7 @@ for _, key in ipairs(sets) do
     local jobKey = prefix .. 'job:' .. id
     if redis.call('EXISTS', jobKey) == 1 then
       redis.call('HSET', jobKey, 'state', 'waiting')
-      redis.call('LPUSH', prefix .. 'waiting', id)
+      pushReady(id)
       promoted = promoted + 1
       local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
       local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })

@@ -2,7 +2,7 @@
 -- jobs cannot be purged (their workers hold leases); cancel them instead.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:waiting                     list  for state "waiting"
+--   P:{Q}:waiting, P:{Q}:prioritized  list, zset  for state "waiting"
 --   P:{Q}:delayed                     zset  for state "delayed"
 --   P:{Q}:retry                       zset  for state "failed"
 --   P:{Q}:completed / dead / cancelled zset for those states
@@ -24,6 +24,10 @@ if state == 'waiting' then
   local key = prefix .. 'waiting'
   ids = redis.call('LRANGE', key, -limit, -1)
   if #ids > 0 then redis.call('LTRIM', key, 0, -(#ids + 1)) end
+  if #ids < limit then
+    local popped = redis.call('ZPOPMIN', prefix .. 'prioritized', limit - #ids)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  end
 elseif sets[state] then
   ids = {}
   local popped = redis.call('ZPOPMIN', prefix .. sets[state], limit)

@@ -3,7 +3,8 @@
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:dead      zset   ids leave it
---   P:{Q}:waiting   list   LPUSH them
+--   P:{Q}:waiting   list   LPUSH them (priority 0)
+--   P:{Q}:prioritized zset  or here, by priority (see enqueue.lua)
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
 --   P:{Q}:wake      list   re-armed
 -- ARGV[1] -> now, Unix time in ms
@@ -20,6 +21,17 @@ local limit = tonumber(ARGV[3]) or 1000
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local deadKey = prefix .. 'dead'
+
+-- Ready jobs of priority 0 queue in the list; others in the prioritized set.
+local function pushReady(id)
+  local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
+  if priority == 0 then
+    pushReady(id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
+end
 
 local function revive(id)
   local jobKey = prefix .. 'job:' .. id

@@ -48,7 +48,8 @@ extension RedisConnection {
         return replies
     }
 
-    static func evalshaCommand(_ script: RedisScript, keys: [String], args: [String]) -> [String] {
+    /// The EVALSHA command line for one call, for callers that pipeline it with others.
+    public static func evalshaCommand(_ script: RedisScript, keys: [String], args: [String]) -> [String] {
         var command = ["EVALSHA", script.sha, String(keys.count)]
         command.reserveCapacity(3 + keys.count + args.count)
         command.append(contentsOf: keys)

@@ -22,6 +22,11 @@ public struct QueuePolicy: Sendable, Equatable, Codable {
     /// Dead jobs kept, by count and age, likewise.
     public var keepDead: Int = 10000
     public var keepDeadSeconds: Double = 7 * 86400
+    /// At most `rateLimit` claims per `rateInterval` seconds across all workers; 0: no limit.
+    public var rateLimit: Int = 0
+    public var rateInterval: Double = 1
+    /// Seconds an idempotency key keeps pointing at its job after the job finished.
+    public var uniqueWindow: Double = 86400
 
     public init() {}
 
@@ -35,6 +40,9 @@ public struct QueuePolicy: Sendable, Equatable, Codable {
         case keepCompletedSeconds = "keep_completed_seconds"
         case keepDead = "keep_dead"
         case keepDeadSeconds = "keep_dead_seconds"
+        case rateLimit = "rate_limit"
+        case rateInterval = "rate_interval"
+        case uniqueWindow = "unique_window"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +57,8 @@ public struct QueuePolicy: Sendable, Equatable, Codable {
         guard jobTimeout >= 0 else { throw bad("job_timeout must be 0 (none) or positive") }
         guard backoffBase >= 0, backoffCap >= backoffBase else { throw bad("backoff_base must be >= 0 and backoff_cap >= backoff_base") }
         guard keepCompleted >= -1, keepDead >= -1 else { throw bad("keep_completed and keep_dead must be -1 (unlimited) or more") }
+        guard rateLimit >= 0, rateInterval > 0 else { throw bad("rate_limit must be 0 (none) or more and rate_interval positive") }
+        guard uniqueWindow >= 0 else { throw bad("unique_window must not be negative") }
     }
 }
 
@@ -76,6 +86,10 @@ public struct SpoolConfiguration: Sendable {
     public var exec: [String: [String]] = [:]
     /// swift-log level name. Env: SPOOL_LOG_LEVEL.
     public var logLevel = "info"
+    /// Signs callback POSTs (X-Spool-Signature: sha256=HMAC). Env: SPOOL_CALLBACK_SECRET.
+    public var callbackSecret: String?
+    /// Seconds one callback POST may take.
+    public var callbackTimeout: Double = 10
 
     public init() {}
 
@@ -116,6 +130,8 @@ public struct SpoolConfiguration: Sendable {
         if let v = file.reapInterval { reapInterval = v }
         if let v = file.promoteInterval { promoteInterval = v }
         if let v = file.logLevel { logLevel = v }
+        if let v = file.callbackSecret { callbackSecret = v }
+        if let v = file.callbackTimeout { callbackTimeout = v }
         if let d = file.defaults { defaults = d.applied(to: defaults) }
         for (name, entry) in file.queues ?? [:] {
             guard Names.isValid(name) else { throw SpoolError(.configuration, "configuration", "\(source): bad queue name \(name)") }
@@ -134,6 +150,7 @@ public struct SpoolConfiguration: Sendable {
         if let url = environment["SPOOL_REDIS_URL"], !url.isEmpty { try setRedisURL(url, source: "SPOOL_REDIS_URL") }
         if let v = environment["SPOOL_PREFIX"], !v.isEmpty { prefix = v }
         if let v = environment["SPOOL_LOG_LEVEL"], !v.isEmpty { logLevel = v }
+        if let v = environment["SPOOL_CALLBACK_SECRET"], !v.isEmpty { callbackSecret = v }
         if let v = environment["SPOOL_PAYLOAD_LIMIT"], !v.isEmpty {
             guard let n = Int(v), n > 0 else {
                 throw SpoolError(.configuration, "configuration", "SPOOL_PAYLOAD_LIMIT must be a positive number of bytes")
@@ -196,6 +213,8 @@ private struct ConfigFile: Decodable {
     var reapInterval: Double?
     var promoteInterval: Double?
     var logLevel: String?
+    var callbackSecret: String?
+    var callbackTimeout: Double?
     var defaults: PolicyOverrides?
     var queues: [String: PolicyOverrides]?
     var exec: [String: String]?
@@ -207,6 +226,8 @@ private struct ConfigFile: Decodable {
         case reapInterval = "reap_interval"
         case promoteInterval = "promote_interval"
         case logLevel = "log_level"
+        case callbackSecret = "callback_secret"
+        case callbackTimeout = "callback_timeout"
     }
 }
 
@@ -221,6 +242,9 @@ private struct PolicyOverrides: Decodable {
     var keepCompletedSeconds: Double?
     var keepDead: Int?
     var keepDeadSeconds: Double?
+    var rateLimit: Int?
+    var rateInterval: Double?
+    var uniqueWindow: Double?
 
     typealias CodingKeys = QueuePolicy.CodingKeys
 
@@ -235,6 +259,9 @@ private struct PolicyOverrides: Decodable {
         if let v = keepCompletedSeconds { p.keepCompletedSeconds = v }
         if let v = keepDead { p.keepDead = v }
         if let v = keepDeadSeconds { p.keepDeadSeconds = v }
+        if let v = rateLimit { p.rateLimit = v }
+        if let v = rateInterval { p.rateInterval = v }
+        if let v = uniqueWindow { p.uniqueWindow = v }
         return p
     }
 }

@@ -52,11 +52,15 @@ public struct JobContext: Sendable {
     }
 }
 
-/// Shared between a running job and the heartbeat.
+/// Shared between a running job, the heartbeat and the cancel listener.
 final class LeaseState: Sendable {
     private let flag = Atomic<Bool>(false)
+    private let cancel = Atomic<Bool>(false)
     var lost: Bool { flag.load(ordering: .relaxed) }
     func markLost() { flag.store(true, ordering: .relaxed) }
+    /// Someone asked for the job to be cancelled (cancel.lua).
+    var cancelRequested: Bool { cancel.load(ordering: .relaxed) }
+    func requestCancel() { cancel.store(true, ordering: .relaxed) }
 }
 
 /// An error a handler throws to control what happens to the attempt.

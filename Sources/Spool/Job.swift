@@ -49,6 +49,9 @@ public struct Job: Sendable, Codable, Equatable {
     public var lastError: String?
     public var idempotencyKey: String?
     public var callback: String?
+    /// "delivered", or "failed" with `callbackError`, once a delivery was tried.
+    public var callbackStatus: String?
+    public var callbackError: String?
     /// Bumped by every script that publishes an event about this job; events
     /// carry it, so a reader can order them against a snapshot.
     public var seq: Int
@@ -77,6 +80,8 @@ public struct Job: Sendable, Codable, Equatable {
         self.lastError = fields["last_error"]
         self.idempotencyKey = fields["key"]
         self.callback = fields["callback"]
+        self.callbackStatus = fields["callback_status"]
+        self.callbackError = fields["callback_error"]
         self.seq = Int(fields["seq"] ?? "") ?? 0
     }
 }

@@ -31,6 +31,26 @@ public struct JobEvent: Sendable, Codable, Equatable {
         case runAt = "run_at"
     }
 
+    /// Queue events (paused, resumed) carry no job id: it reads as "".
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        event = try c.decode(String.self, forKey: .event)
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
+        queue = try c.decode(String.self, forKey: .queue)
+        state = try c.decodeIfPresent(JobState.self, forKey: .state)
+        at = try c.decodeIfPresent(Int.self, forKey: .at)
+        seq = try c.decodeIfPresent(Int.self, forKey: .seq)
+        attempt = try c.decodeIfPresent(Int.self, forKey: .attempt)
+        percent = try c.decodeIfPresent(Double.self, forKey: .percent)
+        message = try c.decodeIfPresent(String.self, forKey: .message)
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+        runAt = try c.decodeIfPresent(Int.self, forKey: .runAt)
+        worker = try c.decodeIfPresent(String.self, forKey: .worker)
+        type = try c.decodeIfPresent(String.self, forKey: .type)
+        retried = try c.decodeIfPresent(Bool.self, forKey: .retried)
+        job = try c.decodeIfPresent(Job.self, forKey: .job)
+    }
+
     /// Completed, dead or cancelled: nothing follows.
     public var isTerminal: Bool { state?.isTerminal == true }
 

@@ -15,6 +15,14 @@ public struct JobRequest: Sendable, Equatable {
     /// Retry backoff for this job, overriding the queue's (seconds).
     public var backoffBase: Double?
     public var backoffCap: Double?
+    /// -100…100; higher runs first, 0 is normal. See ``JobPriority``.
+    public var priority: Int = 0
+    /// Idempotency key: enqueueing again with the same key returns the first
+    /// job's id while that job is kept (running, waiting, or finished less than
+    /// the queue's `unique_window` ago) instead of making a new job.
+    public var idempotencyKey: String?
+    /// An http(s) URL that receives the job's final state as a POST.
+    public var callback: String?
 
     public init(queue: String, type: String, payload: String = "null", maxAttempts: Int? = nil, timeout: Double? = nil, runAt: Int? = nil) {
         self.queue = queue
@@ -49,6 +57,16 @@ public struct JobRequest: Sendable, Equatable {
         if let timeout, !(timeout > 0 && timeout <= 7 * 86400) { throw bad("timeout must be between 0 and 604800 seconds") }
         if let backoffBase, backoffBase < 0 { throw bad("backoff base must not be negative") }
         if let backoffCap, backoffCap < (backoffBase ?? 0) { throw bad("backoff cap must not be below the base") }
+        guard (-100...100).contains(priority) else { throw bad("priority must be between -100 and 100") }
+        if let key = idempotencyKey, !(1...200).contains(key.utf8.count) || key.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw bad("idempotency key must be 1 to 200 characters without spaces")
+        }
+        if let callback {
+            let lower = callback.lowercased()
+            guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), callback.utf8.count <= 2048, !callback.contains(where: \.isWhitespace) else {
+                throw bad("callback must be an http:// or https:// URL")
+            }
+        }
     }
 }
 
@@ -69,5 +87,22 @@ enum JSONCheck {
         let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
         let array = String(decoding: data, as: UTF8.self)
         return String(array.dropFirst().dropLast())
+    }
+}
+
+/// Named priorities for ``JobRequest/priority``.
+public enum JobPriority {
+    public static let high = 10
+    public static let normal = 0
+    public static let low = -10
+
+    /// "high", "normal", "low" or an integer from -100 to 100.
+    public static func parse(_ text: String) -> Int? {
+        switch text.lowercased() {
+        case "high": high
+        case "normal": normal
+        case "low": low
+        default: Int(text).flatMap { (-100...100).contains($0) ? $0 : nil }
+        }
     }
 }

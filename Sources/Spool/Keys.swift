@@ -15,8 +15,16 @@ public struct QueueKeys: Sendable, Hashable {
 
     /// hash: the job record.
     public func job(_ id: String) -> String { prefix + "job:" + id }
-    /// list: ids ready to run; producers LPUSH, claim RPOPs.
+    /// list: ids ready to run at priority 0; producers LPUSH, claim RPOPs.
     public var waiting: String { prefix + "waiting" }
+    /// zset: ids ready to run at other priorities, by (100 - priority) · 2^40 + order.
+    public var prioritized: String { prefix + "prioritized" }
+    /// zset: claim times within the rate-limit window.
+    public var rate: String { prefix + "rate" }
+    /// string: the id of the job enqueued with an idempotency key.
+    public func unique(_ key: String) -> String { prefix + "unique:" + key }
+    /// pub/sub channel: ids of running jobs asked to stop.
+    public var cancels: String { prefix + "cancels" }
     /// list: ids claimed by a worker.
     public var active: String { prefix + "active" }
     /// zset: id -> lease deadline (ms).
@@ -42,16 +50,16 @@ public struct QueueKeys: Sendable, Hashable {
     /// pub/sub channel: the events of one job.
     public func events(job id: String) -> String { prefix + "events:" + id }
 
-    /// The key holding the ids of jobs in `state`, and whether it is a list.
-    public func place(of state: JobState) -> (key: String, isList: Bool) {
+    /// The keys holding the ids of jobs in `state` (lists or zsets).
+    public func places(of state: JobState) -> [(key: String, isList: Bool)] {
         switch state {
-        case .waiting: (waiting, true)
-        case .active: (active, true)
-        case .delayed: (delayed, false)
-        case .failed: (retry, false)
-        case .completed: (completed, false)
-        case .dead: (dead, false)
-        case .cancelled: (cancelled, false)
+        case .waiting: [(prioritized, false), (waiting, true)]
+        case .active: [(active, true)]
+        case .delayed: [(delayed, false)]
+        case .failed: [(retry, false)]
+        case .completed: [(completed, false)]
+        case .dead: [(dead, false)]
+        case .cancelled: [(cancelled, false)]
         }
     }
 }

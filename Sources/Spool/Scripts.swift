@@ -16,10 +16,11 @@ public enum Scripts {
     public static let cancel = load("cancel")
     public static let release = load("release")
     public static let pause = load("pause")
+    public static let annotate = load("annotate")
 
     /// Every script, for SCRIPT LOAD at start-up and for the docs.
     public static let all: [RedisScript] = [
-        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause,
+        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause, annotate,
     ]
 
     /// The embedded text of `lua/<name>.lua`.

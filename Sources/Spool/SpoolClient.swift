@@ -53,7 +53,7 @@ public struct SpoolClient: Sendable {
         }
         for (i, reply) in replies.enumerated() {
             switch reply {
-            case .string: continue
+            case .string(let stored): ids[i] = stored  // an idempotency key may name an earlier job
             case .integer(let code): throw SpoolError.script(code: code, "enqueue", queue: requests[i].queue, job: ids[i])
             case .error(let message): throw SpoolError(.redis, "enqueue", queue: requests[i].queue, job: ids[i], message)
             default: throw SpoolError(.redis, "enqueue", queue: requests[i].queue, job: ids[i], "unexpected reply \(reply)")
@@ -71,6 +71,9 @@ public struct SpoolClient: Sendable {
         if let timeout = request.timeout { args += ["timeout_ms", String(Int(timeout * 1000))] }
         if let base = request.backoffBase { args += ["backoff_base_ms", String(Int(base * 1000))] }
         if let cap = request.backoffCap { args += ["backoff_cap_ms", String(Int(cap * 1000))] }
+        if request.priority != 0 { args += ["priority", String(request.priority)] }
+        if let key = request.idempotencyKey { args += ["key", key, "key_ttl_ms", String(Int(policy.uniqueWindow * 1000))] }
+        if let callback = request.callback { args += ["callback", callback] }
         return ([keys(request.queue).prefix], args)
     }
 
@@ -105,23 +108,29 @@ public struct SpoolClient: Sendable {
 
     public func counts(_ queues: [String]) async throws(SpoolError) -> [QueueCounts] {
         var commands: [[String]] = []
-        for queue in queues {
+        var owners: [(queue: Int, state: JobState?)] = []
+        for (q, queue) in queues.enumerated() {
             let k = keys(queue)
             for state in JobState.allCases {
-                let place = k.place(of: state)
-                commands.append([place.isList ? "LLEN" : "ZCARD", place.key])
+                for place in k.places(of: state) {
+                    commands.append([place.isList ? "LLEN" : "ZCARD", place.key])
+                    owners.append((q, state))
+                }
             }
             commands.append(["EXISTS", k.paused])
+            owners.append((q, nil))
         }
         let replies: [RedisValue]
         do { replies = try await redis.pipeline(commands) } catch { throw SpoolError.from(error, "counts") }
-        let stride = JobState.allCases.count + 1
-        return queues.enumerated().map { (q, queue) in
-            var counts = QueueCounts(queue: queue)
-            for (s, state) in JobState.allCases.enumerated() { counts[state] = replies[q * stride + s].int ?? 0 }
-            counts.paused = replies[q * stride + stride - 1].int == 1
-            return counts
+        var result = queues.map { QueueCounts(queue: $0) }
+        for (owner, reply) in zip(owners, replies) {
+            if let state = owner.state {
+                result[owner.queue][state] += reply.int ?? 0
+            } else {
+                result[owner.queue].paused = reply.int == 1
+            }
         }
+        return result
     }
 
     /// Up to `limit` jobs of a queue in one state: oldest first for waiting,
@@ -130,17 +139,30 @@ public struct SpoolClient: Sendable {
         guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "jobs", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
         let k = keys(queue)
         let n = max(1, limit)
-        let place = k.place(of: state)
-        let listCommand: [String]
-        switch state {
-        case .waiting, .active: listCommand = ["LRANGE", place.key, String(-n), "-1"]
-        case .delayed, .failed: listCommand = ["ZRANGE", place.key, "0", String(n - 1)]
-        case .completed, .dead, .cancelled: listCommand = ["ZREVRANGE", place.key, "0", String(n - 1)]
+        // Each place in the order its jobs run (or, for finished ones, newest first).
+        let listCommands: [(command: [String], isList: Bool)] = k.places(of: state).map { place in
+            switch state {
+            case .waiting, .active:
+                place.isList ? (["LRANGE", place.key, String(-n), "-1"], true) : (["ZRANGE", place.key, "0", String(n - 1)], false)
+            case .delayed, .failed: (["ZRANGE", place.key, "0", String(n - 1)], false)
+            case .completed, .dead, .cancelled: (["ZREVRANGE", place.key, "0", String(n - 1)], false)
+            }
         }
         do {
             return try await redis.withConnection { conn in
-                var ids = (try conn.command(listCommand).array ?? []).compactMap(\.string)
-                if place.isList { ids.reverse() }
+                var ids: [String] = []
+                for (command, isList) in listCommands {
+                    let found = (try conn.command(command).array ?? []).compactMap(\.string)
+                    ids += isList ? found.reversed() : found
+                }
+                // Waiting jobs of priority > 0 run before the list, those < 0 after it.
+                if state == .waiting, !ids.isEmpty {
+                    let priorities = try conn.pipeline(ids.map { ["HGET", k.job($0), "priority"] }).map { $0.int ?? 0 }
+                    ids = zip(ids, priorities).enumerated().sorted { a, b in
+                        a.element.1 != b.element.1 ? a.element.1 > b.element.1 : a.offset < b.offset
+                    }.map(\.element.0)
+                }
+                ids = Array(ids.prefix(n))
                 let replies = try conn.pipeline(ids.map { ["HGETALL", k.job($0)] })
                 return zip(ids, replies).compactMap { Job(id: $0, queue: queue, fields: Self.fields($1)) }
             }
@@ -166,15 +188,24 @@ public struct SpoolClient: Sendable {
         }
     }
 
-    /// Cancels a job that has not started (waiting, delayed, or awaiting a
-    /// retry): it ends `cancelled` and is never retried.
-    public func cancel(_ id: String, reason: String = "") async throws(SpoolError) {
+    /// What `cancel` did.
+    public enum Cancellation: Sendable, Equatable {
+        /// The job had not started: it is cancelled now.
+        case cancelled
+        /// The job is running: its worker was asked to stop it, and it ends
+        /// cancelled once the handler has stopped (within about a second).
+        case requested
+    }
+
+    /// Cancels a job: at once when it has not started, through its worker when
+    /// it is running. A cancelled job is never retried.
+    @discardableResult
+    public func cancel(_ id: String, reason: String = "") async throws(SpoolError) -> Cancellation {
         guard let queue = JobID.queue(of: id) else { throw SpoolError(.invalidInput, "cancel", job: id, "not a job id (expected QUEUE.SUFFIX)") }
-        let code = try await evalInt(Scripts.cancel, queue: queue, args: [id, String(clock.nowMillis()), reason], operation: "cancel", job: id)
+        let code = try await evalInt(Scripts.cancel, queue: queue, args: [id, String(clock.nowMillis()), reason, ""], operation: "cancel", job: id)
         switch code {
-        case 1: return
-        case -2:
-            throw SpoolError(.wrongState, "cancel", queue: queue, job: id, "the job is running; only jobs that have not started can be cancelled")
+        case 1: return .cancelled
+        case 2: return .requested
         case -6: throw SpoolError(.wrongState, "cancel", queue: queue, job: id, "the job has already finished")
         default: throw SpoolError.script(code: code, "cancel", queue: queue, job: id)
         }

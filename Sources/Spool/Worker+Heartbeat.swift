@@ -11,14 +11,20 @@ extension Worker {
         let redis = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.heartbeat")
         defer { redis.close() }
         let shortest = options.queues.map(leaseMs).min() ?? 30000
-        let interval = min(1, max(0.02, Double(shortest) / 3000))
+        // Leases: one batched renewal per third of the shortest lease. Registry: about every second.
+        let renewEvery = Duration.milliseconds(max(20, shortest / 3))
+        let tick = min(Duration.seconds(1), renewEvery / 2)
         var lastRegistered = ContinuousClock.now.advanced(by: .seconds(-10))
+        var lastRenewed = ContinuousClock.now
         while !Task.isCancelled {
             if lastRegistered.duration(to: .now) >= .seconds(1) {
                 lastRegistered = .now
                 await register(on: redis)
             }
-            do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+            do { try await Task.sleep(for: tick) } catch { return }
+            // 90 %: a tick that wakes a hair early must not push renewal a whole tick late.
+            guard lastRenewed.duration(to: .now) >= renewEvery * 0.9 else { continue }
+            lastRenewed = .now
             let jobs = running.withLock { Array($0.values) }
             if jobs.isEmpty { continue }
             let byQueue = Dictionary(grouping: jobs, by: \.queue)
@@ -41,7 +47,9 @@ extension Worker {
                 }
                 for (call, reply) in zip(calls, replies) {
                     let codes = reply.array ?? []
-                    for (job, code) in zip(call.jobs, codes) where code.int != 1 && !job.lease.lost {
+                    // 2: renewed, but a cancel was requested (a missed pub/sub message).
+                    for (job, code) in zip(call.jobs, codes) where code.int == 2 { requestCancel(job.id) }
+                    for (job, code) in zip(call.jobs, codes) where (code.int ?? 0) < 0 && !job.lease.lost {
                         job.lease.markLost()
                         let why = SpoolError.script(code: code.int ?? 0, "extend", queue: job.queue, job: job.id).message
                         logger.warning(

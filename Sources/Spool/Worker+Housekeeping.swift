@@ -4,7 +4,8 @@ import Logging
 /// Delayed-job promotion, the reaper and retention, guarded fleet-wide.
 extension Worker {
 
-    /// Promotion every `promoteInterval`; reaping and trimming every `reapInterval`.
+    /// Promotion and due cron ticks every `promoteInterval`; reaping and
+    /// trimming every `reapInterval`.
     func housekeepingLoop() async {
         let promoteMs = Int(configuration.promoteInterval * 1000)
         let reapMs = Int(configuration.reapInterval * 1000)
@@ -13,6 +14,7 @@ extension Worker {
             do {
                 for queue in options.queues {
                     try await client.promote(queue, guardMs: promoteMs)
+                    try await client.fireDueCron(queue)
                 }
                 let now = clock.nowMillis()
                 if now - lastReap >= reapMs {

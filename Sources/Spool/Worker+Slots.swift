@@ -8,11 +8,21 @@ extension Worker {
     /// Claim, run, store; or wait for work. Until `stop()`.
     func slotLoop(_ slot: Slot) async {
         var backoff = Backoff(base: 0.05, cap: 2)
+        var rateLimited: [String: ContinuousClock.Instant] = [:]
+        // A job claimed in the same round trip that stored the last outcome.
+        var next: Claimed?
         while !isStopping {
             do {
-                if let claimed = try await claimNext(slot.redis) {
+                var claimed = next
+                next = nil
+                if claimed == nil { claimed = try await claimNext(slot.redis, rateLimited: &rateLimited) }
+                if let claimed {
                     outage.succeeded()
-                    await process(claimed, on: slot.redis)
+                    next = await process(claimed, on: slot.redis)
+                } else if let soonest = rateLimited.values.filter({ $0 > .now }).min() {
+                    // Rate limited: sleep until the window has room rather than spin.
+                    let cap = ContinuousClock.now.advanced(by: .seconds(configuration.blockSeconds))
+                    try? await Task.sleep(until: min(soonest, cap), clock: .continuous)
                 } else {
                     try await waitForWork(slot)
                     outage.succeeded()
@@ -24,6 +34,8 @@ extension Worker {
                 try? await Task.sleep(for: .seconds(backoff.next()))
             }
         }
+        // Claimed in the same round trip as stop() came: hand it straight back.
+        if let next { _ = await store(.released("worker stopping"), of: next, on: slot.redis, log: logger, claimAfter: false) }
     }
 
     struct Claimed: Sendable {
@@ -37,20 +49,45 @@ extension Worker {
         let token: String
     }
 
-    /// Claims from the first queue that has a job.
-    func claimNext(_ redis: RedisClient) async throws -> Claimed? {
-        for queue in options.queues {
+    /// Claims from the queues in `claimOrder()`; nil when none has a job for us.
+    /// A rate-limited queue is skipped until its window has room.
+    func claimNext(_ redis: RedisClient, rateLimited: inout [String: ContinuousClock.Instant]) async throws -> Claimed? {
+        for queue in options.claimOrder() {
             if isStopping { return nil }
-            let token = JobID.randomHex(bytes: 12)
-            let keys = [QueueKeys(prefix: configuration.prefix, queue: queue).prefix]
-            let args = [String(clock.nowMillis()), id, token, String(leaseMs(queue))]
-            let reply = try await redis.eval(Scripts.claim, keys: keys, args: args)
-            guard let a = reply.array, a.count == 7, let jobID = a[0].string else { continue }
-            return Claimed(
-                id: jobID, queue: queue, type: a[1].string ?? "", payload: a[2].string ?? "null",
-                attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: token)
+            if let until = rateLimited[queue], until > .now { continue }
+            let call = claimCall(queue)
+            let reply = try await redis.eval(Scripts.claim, keys: call.keys, args: call.args)
+            if let a = reply.array, a.count == 2, a[0].int == -10 {
+                rateLimited[queue] = ContinuousClock.now.advanced(by: .milliseconds(a[1].int ?? 10))
+                continue
+            }
+            if let claimed = parseClaim(reply, call) { return claimed }
         }
         return nil
+    }
+
+    struct ClaimCall {
+        let queue: String
+        let token: String
+        let keys: [String]
+        let args: [String]
+    }
+
+    /// claim.lua's arguments for `queue`, with a fresh lease token.
+    func claimCall(_ queue: String) -> ClaimCall {
+        let token = JobID.randomHex(bytes: 12)
+        let policy = configuration.policy(for: queue)
+        var args = [String(clock.nowMillis()), id, token, String(leaseMs(queue))]
+        if policy.rateLimit > 0 { args += [String(policy.rateLimit), String(Int(policy.rateInterval * 1000))] }
+        return ClaimCall(queue: queue, token: token, keys: [queuePrefix(queue)], args: args)
+    }
+
+    /// The job in a claim reply; nil for "nothing", paused or rate-limited.
+    func parseClaim(_ reply: RedisValue, _ call: ClaimCall) -> Claimed? {
+        guard let a = reply.array, a.count == 7, let jobID = a[0].string else { return nil }
+        return Claimed(
+            id: jobID, queue: call.queue, type: a[1].string ?? "", payload: a[2].string ?? "null",
+            attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: call.token)
     }
 
     /// Blocks until a queue's wake token arrives or `blockSeconds` pass.
@@ -77,9 +114,13 @@ extension Worker {
         case failed(String, retryable: Bool)
         /// The worker is shutting down and the grace period ran out.
         case released(String)
+        /// Someone cancelled the job while it ran.
+        case cancelled
     }
 
-    func process(_ job: Claimed, on redis: RedisClient) async {
+    /// Runs one job and stores its outcome; returns the next job when the
+    /// store's round trip also claimed one.
+    func process(_ job: Claimed, on redis: RedisClient) async -> Claimed? {
         var log = logger
         log[metadataKey: "job"] = "\(job.id)"
         log[metadataKey: "queue"] = "\(job.queue)"
@@ -101,8 +142,10 @@ extension Worker {
             log.warning("attempt failed", metadata: ["error": "\(message)"])
         case .released(let why):
             log.notice("releasing the job", metadata: ["why": "\(why)"])
+        case .cancelled:
+            log.notice("job stopped: cancelled")
         }
-        await store(outcome, of: job, on: redis, log: log)
+        return await store(outcome, of: job, on: redis, log: log, claimAfter: true)
     }
 
     /// Stores and publishes one progress value (progress.lua, fenced by the lease).
@@ -149,11 +192,13 @@ extension Worker {
                 }
             }
             group.addTask {
-                // Shutdown: once the grace period is over, cancel the handler and hand the job back.
-                while !self.graceExpired {
+                // A cancel request stops the handler; so does the end of the
+                // grace period at shutdown, and then the job is handed back.
+                while true {
+                    if lease.cancelRequested { return .cancelled }
+                    if self.graceExpired { return .released("worker shutting down; the grace period of \(Self.seconds(self.options.grace)) ran out") }
                     do { try await Task.sleep(for: .milliseconds(50)) } catch { return nil }
                 }
-                return .released("worker shutting down; the grace period of \(Self.seconds(self.options.grace)) ran out")
             }
             var outcome: Outcome?
             while outcome == nil, let next = await group.next() { outcome = next }
@@ -163,51 +208,72 @@ extension Worker {
     }
 
     /// Stores the outcome, retrying through Redis outages until it is stored or
-    /// the lease is known to be gone.
-    func store(_ outcome: Outcome, of job: Claimed, on redis: RedisClient, log: Logger) async {
-        let keys = [QueueKeys(prefix: configuration.prefix, queue: job.queue).prefix]
+    /// the lease is known to be gone. With `claimAfter`, the same pipelined
+    /// write also claims the next job (one round trip per job under load).
+    func store(_ outcome: Outcome, of job: Claimed, on redis: RedisClient, log: Logger, claimAfter: Bool) async -> Claimed? {
+        let keys = [queuePrefix(job.queue)]
         let policy = configuration.policy(for: job.queue)
         var backoff = Backoff(base: 0.05, cap: 1)
         let giveUpAt = clock.nowMillis() + leaseMs(job.queue) + 1000
         while true {
             let now = clock.nowMillis()
+            let (script, args): (RedisScript, [String])
+            switch outcome {
+            case .completed(let result):
+                (script, args) = (Scripts.complete, [job.id, job.token, String(now), result, String(policy.keepCompleted)])
+            case .failed(let message, let retryable):
+                let backoffArgs = [String(Int(policy.backoffBase * 1000)), String(Int(policy.backoffCap * 1000)), String(Double.random(in: 0..<1))]
+                (script, args) = (Scripts.fail, [job.id, job.token, String(now), message, retryable ? "1" : "0"] + backoffArgs + [String(policy.keepDead)])
+            case .released(let why):
+                (script, args) = (Scripts.release, [job.id, job.token, String(now), why])
+            case .cancelled:
+                (script, args) = (Scripts.cancel, [job.id, String(now), "", job.token])
+            }
+            let claim = claimAfter && !isStopping ? options.claimOrder().first.map(claimCall) : nil
             do {
-                switch outcome {
-                case .completed(let result):
-                    let reply = try await redis.eval(
-                        Scripts.complete, keys: keys, args: [job.id, job.token, String(now), result, String(policy.keepCompleted)])
-                    let code = reply.int ?? 0
-                    if code == 1 {
-                        log.debug("job completed")
-                    } else {
-                        log.warning("completion rejected: \(SpoolError.script(code: code, "complete", queue: job.queue, job: job.id).message)")
+                let replies = try await redis.withConnection { conn -> [RedisValue] in
+                    var calls = [(script, keys, args)]
+                    if let claim { calls.append((Scripts.claim, claim.keys, claim.args)) }
+                    var replies = try conn.pipeline(calls.map { RedisConnection.evalshaCommand($0.0, keys: $0.1, args: $0.2) })
+                    // Not run when the server lacked the script: load it and run that call again.
+                    for i in replies.indices {
+                        if case .error(let message) = replies[i], message.hasPrefix("NOSCRIPT") {
+                            replies[i] = try conn.eval(calls[i].0, keys: calls[i].1, args: calls[i].2)
+                        }
                     }
-                case .failed(let message, let retryable):
-                    let args = [
-                        job.id, job.token, String(now), message, retryable ? "1" : "0",
-                        String(Int(policy.backoffBase * 1000)), String(Int(policy.backoffCap * 1000)),
-                        String(Double.random(in: 0..<1)), String(policy.keepDead),
-                    ]
-                    let reply = try await redis.eval(Scripts.fail, keys: keys, args: args)
-                    if let a = reply.array, let status = a.first?.int {
-                        if status == 2 { log.warning("job is dead", metadata: ["error": "\(message)"]) }
-                    } else if let code = reply.int {
-                        log.warning("failure report rejected: \(SpoolError.script(code: code, "fail", queue: job.queue, job: job.id).message)")
-                    }
-                case .released(let why):
-                    let code = try await redis.eval(Scripts.release, keys: keys, args: [job.id, job.token, String(now), why]).int ?? 0
-                    if code != 1 {
-                        log.warning("release rejected: \(SpoolError.script(code: code, "release", queue: job.queue, job: job.id).message)")
-                    }
+                    return replies
                 }
-                return
+                report(outcome, replies[0], job, log)
+                if let claim, replies.count > 1 { return parseClaim(replies[1], claim) }
+                return nil
             } catch {
                 if now > giveUpAt {
                     log.error("could not store the outcome before the lease ran out; the job will be redelivered", metadata: ["error": "\(error)"])
-                    return
+                    return nil
                 }
                 try? await Task.sleep(for: .seconds(backoff.next()))
             }
+        }
+    }
+
+    /// Logs what the outcome script said.
+    private func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed, _ log: Logger) {
+        func rejected(_ what: String, _ operation: String, _ code: Int?) {
+            log.warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
+        }
+        switch outcome {
+        case .completed:
+            if reply.int == 1 { log.debug("job completed") } else { rejected("completion", "complete", reply.int) }
+        case .failed(let message, _):
+            if let status = reply.array?.first?.int {
+                if status == 2 { log.warning("job is dead", metadata: ["error": "\(message)"]) }
+            } else {
+                rejected("failure report", "fail", reply.int)
+            }
+        case .released:
+            if reply.int != 1 { rejected("release", "release", reply.int) }
+        case .cancelled:
+            if reply.int != 1 { rejected("cancellation", "cancel", reply.int) }
         }
     }
 }

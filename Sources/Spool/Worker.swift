@@ -18,12 +18,33 @@ public struct WorkerOptions: Sendable {
     /// Seconds running jobs get to finish after `stop()`; then they are
     /// cancelled and their leases released, so another worker takes them at once.
     public var grace: Double
+    /// Queue -> weight. Empty: strict order (the first queue with a job wins).
+    /// Otherwise each claim tries the queues in a random order drawn by weight,
+    /// so every queue gets its share and none starves.
+    public var weights: [String: Int]
 
-    public init(queues: [String], concurrency: Int = 1, visibilityTimeout: Double? = nil, grace: Double = 25) {
+    public init(queues: [String], concurrency: Int = 1, visibilityTimeout: Double? = nil, grace: Double = 25, weights: [String: Int] = [:]) {
         self.queues = queues
         self.concurrency = concurrency
         self.visibilityTimeout = visibilityTimeout
         self.grace = grace
+        self.weights = weights
+    }
+
+    /// The order in which one claim tries the queues.
+    func claimOrder() -> [String] {
+        if weights.isEmpty { return queues }
+        var left = queues.map { ($0, max(1, weights[$0] ?? 1)) }
+        var order: [String] = []
+        while !left.isEmpty {
+            var pick = Int.random(in: 0..<left.reduce(0) { $0 + $1.1 })
+            let index = left.firstIndex { entry in
+                pick -= entry.1
+                return pick < 0
+            } ?? 0
+            order.append(left.remove(at: index).0)
+        }
+        return order
     }
 }
 
@@ -90,6 +111,14 @@ public final class Worker: Sendable {
         self.id = "\(hostname):\(getpid()):\(JobID.randomHex(bytes: 3))"
         self.configuration = configuration
         self.options = options
+        var handlers = handlers
+        let box = WorkerBox()
+        if handlers[Self.callbackType] == nil {
+            handlers.register(Self.callbackType) { context in
+                guard let worker = box.worker else { throw JobFailure("worker is gone") }
+                return try await worker.deliverCallback(context)
+            }
+        }
         self.handlers = handlers
         self.clock = clock
         self.startedAt = clock.nowMillis()
@@ -101,6 +130,7 @@ public final class Worker: Sendable {
         self.slots = (0..<options.concurrency).map { n in
             Slot(redis: RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.slot\(n)"))
         }
+        box.worker = self
     }
 
     /// Jobs this process completed, and attempts that failed.
@@ -141,6 +171,8 @@ public final class Worker: Sendable {
                 "queues": "\(options.queues.joined(separator: ","))", "concurrency": "\(options.concurrency)",
                 "handlers": "\(handlers.types.joined(separator: ","))",
             ])
+        let cancels = listenForCancels()
+        defer { cancels.stop() }
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.housekeepingLoop() }
@@ -153,6 +185,24 @@ public final class Worker: Sendable {
         for slot in slots { slot.redis.close() }
         client.redis.close()
         logger.info("worker stopped", metadata: ["processed": "\(processedCount)", "failed": "\(failedCount)"])
+    }
+
+    /// One subscription for the whole process to its queues' cancel channels:
+    /// a request for a job running here stops its handler.
+    private func listenForCancels() -> RedisSubscriber {
+        let channels = options.queues.map { QueueKeys(prefix: configuration.prefix, queue: $0).cancels }
+        let subscriber = RedisSubscriber(url: configuration.redisURL, channels: channels, timeouts: configuration.timeouts) { [self] event in
+            if case .message(_, let id) = event { requestCancel(id) }
+        }
+        subscriber.start()
+        return subscriber
+    }
+
+    /// Marks a running job for cancellation; its slot stops the handler.
+    func requestCancel(_ id: String) {
+        guard let job = running.withLock({ $0[id] }), !job.lease.cancelRequested else { return }
+        job.lease.requestCancel()
+        logger.notice("cancel requested; stopping the job", metadata: ["job": "\(id)", "queue": "\(job.queue)"])
     }
 
     func leaseMs(_ queue: String) -> Int {
@@ -194,4 +244,10 @@ final class OutageLog: Sendable {
     }
 
     var isOngoing: Bool { since.withLock { $0 != nil } }
+}
+
+/// Lets a handler made in `init` reach the worker without a retain cycle.
+final class WorkerBox: @unchecked Sendable {
+    // Set once at the end of Worker.init, read afterwards only.
+    weak var worker: Worker?
 }

@@ -6,10 +6,14 @@ import Spool
 struct CancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
-        abstract: "Cancel a job that has not started (waiting, delayed or awaiting a retry).",
+        abstract: "Cancel a job: at once if it has not started, through its worker if it is running.",
         discussion: """
-            The job ends in state cancelled and is never retried. A job that is \
-            running or already finished cannot be cancelled (exit status 65).
+            The job ends in state cancelled and is never retried. A waiting, delayed \
+            or failed job is cancelled at once; for a running job its worker is told \
+            over pub/sub and stops the handler (a Swift handler sees task \
+            cancellation; an exec handler gets SIGTERM, then SIGKILL), which takes \
+            about a second. A job that already finished cannot be cancelled (exit \
+            status 65).
 
             Examples:
               spool cancel mail.018f3a2b4c5d9e8f7a6b5c --reason "sent by hand"
@@ -27,8 +31,10 @@ struct CancelCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             try checkJobID(id)
-            try await connection.client().cancel(id, reason: reason)
-            print("cancelled \(id)")
+            switch try await connection.client().cancel(id, reason: reason) {
+            case .cancelled: print("cancelled \(id)")
+            case .requested: print("cancel requested for running job \(id); its worker is stopping it")
+            }
         }
     }
 }

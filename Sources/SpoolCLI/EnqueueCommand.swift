@@ -46,6 +46,16 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Run the job at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).", valueName: "time"))
     var at: String?
 
+    @Option(help: ArgumentHelp("high, normal, low, or -100…100; higher runs first (default: normal = 0).", valueName: "priority"))
+    var priority: String?
+
+    @Option(help: ArgumentHelp(
+        "Idempotency key: enqueueing again with the same key prints the first job's id while it is kept.", valueName: "key"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("URL that gets the job's final state as a JSON POST (http or https).", valueName: "url"))
+    var callback: String?
+
     @Flag(help: "After printing the id, follow the job on stderr and exit with its outcome (as spool watch).")
     var wait = false
 
@@ -63,6 +73,14 @@ struct EnqueueCommand: AsyncParsableCommand {
             let text = try Self.readPayload(payload ?? positionalPayload ?? "{}")
             var request = JobRequest(queue: queue, type: type, payload: text, maxAttempts: maxAttempts, timeout: timeout)
             request.runAt = try runAt(now: client.clock.nowMillis())
+            if let priority {
+                guard let value = JobPriority.parse(priority) else {
+                    throw CLIError.usage("--priority \"\(priority)\" must be high, normal, low or a number from -100 to 100")
+                }
+                request.priority = value
+            }
+            request.idempotencyKey = key
+            request.callback = callback
             let id = try await client.enqueue(request)
             print(id)
             if wait {

@@ -42,6 +42,9 @@ struct SpoolCommand: AsyncParsableCommand {
             WatchCommand.self,
             EventsCommand.self,
             CancelCommand.self,
+            PauseCommand.self,
+            ResumeCommand.self,
+            CronCommand.self,
             WorkersCommand.self,
             BenchCommand.self,
         ]

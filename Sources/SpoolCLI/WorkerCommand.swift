@@ -53,13 +53,15 @@ struct WorkerCommand: AsyncParsableCommand {
               spool worker --queue text --exec upper='tr a-z A-Z' --log-level debug
               spool worker --queue mail --processes 4 --concurrency 8 --grace 60
               spool worker --queue reports --processes 1..8
+              spool worker --queue critical:6 --queue default:3 --queue bulk:1
             """
     )
 
     @Option(
         name: .customLong("queue"),
         help: ArgumentHelp(
-            "A queue to serve; repeat (or separate with commas) for several, highest priority first.", valueName: "queue"))
+            "A queue to serve; repeat (or separate with commas) for several, in strict order; NAME:WEIGHT on any makes the order weighted.",
+            valueName: "queue"))
     var queues: [String] = []
 
     @Option(help: ArgumentHelp("Jobs run at once in this process.", valueName: "n"))
@@ -204,9 +206,18 @@ struct WorkerCommand: AsyncParsableCommand {
 
     private func workerOptions() throws(CLIError) -> WorkerOptions {
         var names: [String] = []
+        var weights: [String: Int] = [:]
         for entry in queues {
-            for name in entry.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            for item in entry.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+                let parts = item.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                let name = parts[0]
                 try checkName(name, "queue name")
+                if parts.count == 2 {
+                    guard let weight = Int(parts[1]), (1...1000).contains(weight) else {
+                        throw .usage("--queue \(item): the weight must be a whole number from 1 to 1000")
+                    }
+                    weights[name] = weight
+                }
                 if !names.contains(name) { names.append(name) }
             }
         }
@@ -217,7 +228,8 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         }
         guard grace >= 0, grace <= 86400 else { throw .usage("--grace must be between 0 and 86400 seconds") }
-        return WorkerOptions(queues: names, concurrency: concurrency, visibilityTimeout: visibilityTimeout, grace: grace)
+        if !weights.isEmpty { for name in names where weights[name] == nil { weights[name] = 1 } }
+        return WorkerOptions(queues: names, concurrency: concurrency, visibilityTimeout: visibilityTimeout, grace: grace, weights: weights)
     }
 
     /// Job type -> argv: the config file's exec, overridden by --exec.

@@ -8,9 +8,9 @@ struct WorkersCommand: AsyncParsableCommand {
         commandName: "workers",
         abstract: "List live worker processes: host, pid, queues, running jobs, counts, last heartbeat.",
         discussion: """
-            Every worker process registers itself and refreshes its entry about \\
-            once a second; an entry expires 10 s after its worker stops \\
-            heartbeating (killed, hung or cut off), and a worker that stops \\
+            Every worker process registers itself and refreshes its entry about \
+            once a second; an entry expires 10 s after its worker stops \
+            heartbeating (killed, hung or cut off), and a worker that stops \
             cleanly removes its own.
 
             Examples:
@@ -35,7 +35,7 @@ struct WorkersCommand: AsyncParsableCommand {
             let now = client.clock.nowMillis()
             let rows = workers.map { w in
                 [
-                    w.id, String(w.pid), w.queues.joined(separator: ","), "\\(w.jobs.count)/\\(w.concurrency)",
+                    w.id, String(w.pid), w.queues.joined(separator: ","), "\(w.jobs.count)/\(w.concurrency)",
                     String(w.processed), String(w.failed), Output.age(since: w.startedAt, now: now), Output.age(since: w.lastSeen, now: now) + " ago",
                 ]
             }

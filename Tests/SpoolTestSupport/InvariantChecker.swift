@@ -6,14 +6,19 @@ import Spool
 /// in the place its state says; every id has a record and every record an id;
 /// every active id has a lease and every lease an active id.
 public enum InvariantChecker {
+    /// ``violations(queue:prefix:url:)`` on a thread of its own, for async tests:
+    /// it makes blocking Redis calls that must not hold the cooperative pool.
+    public static func check(queue: String, prefix: String = "spool", url: RedisURL) async throws -> [String] {
+        try await offPool { try violations(queue: queue, prefix: prefix, url: url) }
+    }
+
     public static func violations(queue: String, prefix: String = "spool", url: RedisURL) throws -> [String] {
         let conn = try RedisConnection(url: url)
         let k = QueueKeys(prefix: prefix, queue: queue)
         // One MULTI so the snapshot is consistent while workers run.
         var places: [(JobState, String, Bool)] = []
         for state in JobState.allCases {
-            let place = k.place(of: state)
-            places.append((state, place.key, place.isList))
+            for place in k.places(of: state) { places.append((state, place.key, place.isList)) }
         }
         var commands: [[String]] = [["MULTI"]]
         for (_, key, isList) in places {
@@ -52,8 +57,11 @@ public enum InvariantChecker {
                 records.insert(String(key.dropFirst((k.prefix + "job:").count)))
             }
         } while cursor != "0"
-        for (id, state) in location {
-            let stored = try conn.command(["HGET", k.job(id), "state"]).string
+        let ids = Array(location.keys)
+        let states = try conn.pipeline(ids.map { ["HGET", k.job($0), "state"] })
+        for (id, reply) in zip(ids, states) {
+            let state = location[id]!
+            let stored = reply.string
             guard let stored else {
                 problems.append("\(id) is in \(state.rawValue) but has no record")
                 continue
@@ -75,11 +83,12 @@ public enum InvariantChecker {
 
     private static func placeNow(of id: String, conn: RedisConnection, keys k: QueueKeys) throws -> JobState? {
         for state in JobState.allCases {
-            let place = k.place(of: state)
-            if place.isList {
-                if try conn.command(["LPOS", place.key, id]) != .null { return state }
-            } else if try conn.command(["ZSCORE", place.key, id]) != .null {
-                return state
+            for place in k.places(of: state) {
+                if place.isList {
+                    if try conn.command(["LPOS", place.key, id]) != .null { return state }
+                } else if try conn.command(["ZSCORE", place.key, id]) != .null {
+                    return state
+                }
             }
         }
         return nil

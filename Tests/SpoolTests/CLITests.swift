@@ -149,7 +149,7 @@ struct CLITests {
 
         // Completed: exit 0; off a terminal, one plain line per event. The delay
         // makes sure the watch starts before the job does.
-        let ok = try await spool("enqueue", queue, "steps", "--delay", "1").stdout.trimmingCharacters(in: .newlines)
+        let ok = try await spool("enqueue", queue, "steps", "--delay", "3").stdout.trimmingCharacters(in: .newlines)
         let watched = try await spool("watch", ok)
         #expect(watched.status == 0, "\(watched.stderr)")
         let lines = watched.stdout.split(separator: "\n")

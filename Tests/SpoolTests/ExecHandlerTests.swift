@@ -22,7 +22,7 @@ struct ExecHandlerTests {
         let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue]), handlers: handlers))
         _ = await eventually(timeout: 20) { try await client.job(id).state.isTerminal }
         await worker.stop()
-        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
         return try await client.job(id)
     }
 

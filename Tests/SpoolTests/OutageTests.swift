@@ -26,7 +26,7 @@ struct OutageTests {
         // The AOF kept the first job's record across the restart.
         #expect(try await client.job(before).state == .completed)
         await worker.stop()
-        #expect(try InvariantChecker.violations(queue: queue, url: server.url).isEmpty)
+        #expect(try await InvariantChecker.check(queue: queue, url: server.url).isEmpty)
     }
 
     @Test func aJobRunningDuringAnOutageIsStoredWhenRedisReturns() async throws {

@@ -43,7 +43,7 @@ struct ShutdownTests {
         #expect(await eventually(timeout: 15) { try await client.job(id).state == .completed })
         let job = try await client.job(id)
         #expect(job.attempts == 1 && job.errors.isEmpty && job.worker != firstWorker)
-        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
         second.signal(SIGTERM)
         _ = try await second.waitForExit(timeout: 10)
     }

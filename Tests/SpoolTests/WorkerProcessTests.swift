@@ -48,7 +48,7 @@ struct WorkerProcessTests {
         #expect(job.attempts == 2, "\(job.errors)")
         #expect(job.result == #""attempt-2""#)
         #expect(job.errors.count == 1 && job.errors[0].error.contains("stalled"))
-        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
 
         second.signal(SIGTERM)
         #expect(try await second.waitForExit(timeout: 10) == .exited(0), "\(second.log)")
@@ -80,7 +80,7 @@ struct WorkerProcessTests {
         job = try await client.job(id)
         #expect(job.result == #""attempt-2""#)
         #expect(job.attempts == 2 && job.state == .completed, "\(job.errors)")
-        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
 
         paused.signal(SIGTERM)
         other.signal(SIGTERM)

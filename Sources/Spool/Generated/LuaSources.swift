@@ -4,46 +4,103 @@
 enum LuaSources {
     /// File name (without .lua) -> script text, byte for byte.
     static let all: [String: String] = [
-        "cancel": ##"""
--- cancel: end a job that has not started (waiting, delayed, or failed and
--- waiting for its retry) as cancelled. It is never retried.
+        "annotate": ##"""
+-- annotate: set informational fields on an existing job record (callback
+-- delivery status), never creating a record that retention already deleted.
+-- Not a state change: no event is published.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>   hash  state -> cancelled, finished_at, seq
---   P:{Q}:waiting    list  LREM the id (state waiting)
---   P:{Q}:delayed    zset  ZREM the id (state delayed)
---   P:{Q}:retry      zset  ZREM the id (state failed)
---   P:{Q}:cancelled  zset  id -> finished_at (ms)
+--   P:{Q}:job:<id>  hash  the fields below
+-- ARGV[1] -> job id
+-- ARGV[2..] -> field/value pairs; only callback_status, callback_error and
+--              callback_at are accepted
+-- Returns: 1 set; 0 the job no longer exists; -8 a field that is not accepted.
+
+local prefix = KEYS[1]
+local jobKey = prefix .. 'job:' .. ARGV[1]
+local allowed = { callback_status = true, callback_error = true, callback_at = true }
+local fields = {}
+for i = 2, #ARGV, 2 do
+  if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+if redis.call('EXISTS', jobKey) == 0 then return 0 end
+if #fields > 0 then redis.call('HSET', jobKey, unpack(fields)) end
+return 1
+"""##,
+        "cancel": ##"""
+-- cancel: end a job as cancelled; it is never retried.
+--   * waiting, delayed or failed (awaiting a retry): cancelled at once.
+--   * active, asked by anyone (no token): the request is stored on the job and
+--     published on the queue's cancel channel; the worker running it stops the
+--     handler and calls this script again with its lease token.
+--   * active, called with the job's lease token: cancelled now.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq
+--   P:{Q}:waiting      list  LREM the id (state waiting, priority 0)
+--   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
+--   P:{Q}:delayed      zset  ZREM the id (state delayed)
+--   P:{Q}:retry        zset  ZREM the id (state failed)
+--   P:{Q}:active       list  LREM the id (state active, with the token)
+--   P:{Q}:leases       zset  ZREM the id (state active, with the token)
+--   P:{Q}:cancelled    zset  id -> finished_at (ms)
+--   P:{Q}:cancels      channel  the id, when a running job is asked to stop
+--   P:{Q}:unique:<key> string its idempotency key, if any, expires after key_ttl_ms
 -- ARGV[1] -> job id
 -- ARGV[2] -> now, Unix time in ms
 -- ARGV[3] -> reason, kept as last_error ("" for none)
--- Returns: 1 cancelled; -1 job missing; -2 the job is active (running jobs are
---          cancelled through their worker); -6 the job has already finished.
+-- ARGV[4] -> lease token when the worker running the job confirms; "" otherwise
+-- Returns: 1 cancelled; 2 cancel requested from the running job's worker;
+--          -1 job missing; -3 the token does not match the job's lease;
+--          -6 the job has already finished.
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local now = tonumber(ARGV[2])
 local reason = ARGV[3]
+local token = ARGV[4] or ''
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local state = redis.call('HGET', jobKey, 'state')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'key', 'key_ttl_ms', 'cancel_requested')
+local state = job[1]
 if not state then return -1 end
-if state == 'active' then return -2 end
-local places = { waiting = 'list', delayed = 'delayed', failed = 'retry' }
-local place = places[state]
-if not place then return -6 end
-if place == 'list' then
-  redis.call('LREM', prefix .. 'waiting', 1, id)
+
+if state == 'active' then
+  if token == '' then
+    if not job[5] then
+      redis.call('HSET', jobKey, 'cancel_requested', now)
+      if reason ~= '' then redis.call('HSET', jobKey, 'cancel_reason', reason) end
+    end
+    redis.call('PUBLISH', prefix .. 'cancels', id)
+    return 2
+  end
+  if job[2] ~= token then return -3 end
+  redis.call('LREM', prefix .. 'active', 1, id)
+  redis.call('ZREM', prefix .. 'leases', id)
+  redis.call('HDEL', jobKey, 'token')
+  if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end
+elseif state == 'waiting' then
+  if redis.call('LREM', prefix .. 'waiting', 1, id) == 0 then
+    redis.call('ZREM', prefix .. 'prioritized', id)
+  end
+elseif state == 'delayed' then
+  redis.call('ZREM', prefix .. 'delayed', id)
+elseif state == 'failed' then
+  redis.call('ZREM', prefix .. 'retry', id)
 else
-  redis.call('ZREM', prefix .. place, id)
+  return -6
 end
+
 redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
 if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
 redis.call('ZADD', prefix .. 'cancelled', now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], tonumber(job[4]) or 86400000) end
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })
@@ -52,12 +109,15 @@ redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
 """##,
         "claim": ##"""
--- claim: take the oldest waiting job, move it to the active list and stamp a
--- lease on it (deadline + token) in one step, so no job is ever active without
--- a lease.
+-- claim: take the next waiting job (higher priorities first, then the FIFO
+-- list of priority 0, then lower priorities), move it to the active list and
+-- stamp a lease on it (deadline + token) in one step, so no job is ever active
+-- without a lease. A per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:waiting   list   RPOP the oldest id
+--   P:{Q}:waiting   list   RPOP the oldest id of priority 0
+--   P:{Q}:prioritized zset ZRANGE/ZREM its first id (score order)
+--   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
@@ -68,8 +128,13 @@ return 1
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
 -- ARGV[4] -> lease length in ms (the visibility timeout)
+-- ARGV[5] -> rate limit: at most this many claims per window; 0 or absent: none
+-- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
+--            ARGV[1]: a worker descheduled between reading its clock and
+--            sending the script must not widen the window
 -- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
---          0 when nothing is waiting; -7 when the queue is paused.
+--          0 when nothing is waiting; -7 when the queue is paused;
+--          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -77,15 +142,47 @@ local now = tonumber(ARGV[1])
 local worker = ARGV[2]
 local token = ARGV[3]
 local leaseMs = tonumber(ARGV[4])
+local rateLimit = tonumber(ARGV[5]) or 0
+local rateWindow = tonumber(ARGV[6]) or 1000
 
 local waitingKey = prefix .. 'waiting'
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
+local rateKey = prefix .. 'rate'
+local serverNow = now
+if rateLimit > 0 then
+  local t = redis.call('TIME')
+  serverNow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', rateKey, '-inf', serverNow - rateWindow)
+  if redis.call('ZCARD', rateKey) >= rateLimit then
+    local oldest = redis.call('ZRANGE', rateKey, 0, 0, 'WITHSCORES')
+    return { -10, math.max(1, tonumber(oldest[2]) + rateWindow - serverNow) }
+  end
+end
+
+-- Scores below 100 * 2^40 are priorities above 0.
+local prioritizedKey = prefix .. 'prioritized'
+local normal = 100 * 1099511627776
+local function popNext()
+  local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
+  if top[1] and tonumber(top[2]) < normal then
+    redis.call('ZREM', prioritizedKey, top[1])
+    return top[1]
+  end
+  local id = redis.call('RPOP', waitingKey)
+  if id then return id end
+  if top[1] then
+    redis.call('ZREM', prioritizedKey, top[1])
+    return top[1]
+  end
+  return nil
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed.
 for _ = 1, 100 do
-  local id = redis.call('RPOP', waitingKey)
+  local id = popNext()
   if not id then return 0 end
   local jobKey = prefix .. 'job:' .. id
   if redis.call('EXISTS', jobKey) == 1 then
@@ -93,11 +190,17 @@ for _ = 1, 100 do
     redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadline, id)
     local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
-    redis.call('HSET', jobKey, 'state', 'active', 'started_at', now, 'worker', worker, 'token', token)
+    -- Under a rate limit, started_at is the server time the limit counted.
+    redis.call('HSET', jobKey, 'state', 'active', 'started_at', serverNow, 'worker', worker, 'token', token)
     -- A new attempt starts from nothing, not from the last attempt's progress.
     redis.call('HDEL', jobKey, 'progress', 'progress_message')
     local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
-    if redis.call('LLEN', waitingKey) > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+    if rateLimit > 0 then
+      redis.call('ZADD', rateKey, serverNow, id .. ':' .. attempts)
+      redis.call('PEXPIRE', rateKey, rateWindow)
+    end
+    if (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+        and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
     local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
@@ -121,6 +224,9 @@ return 0
 --   P:{Q}:leases     zset   ZREM the id
 --   P:{Q}:completed  zset   id -> finished_at (ms)
 --   P:{Q}:stats      hash   completed counter
+--   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash a delivery job (type spool.callback) when the job has a callback
+--   P:{Q}:waiting    list   LPUSH that delivery job
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -141,12 +247,25 @@ local keep = tonumber(ARGV[5]) or -1
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
+
+-- A job with a callback URL gets a delivery job (type spool.callback) in the
+-- same queue, made in this same step, so the POST survives crashes and retries.
+local function scheduleCallback(url, finalState)
+  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. seq
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = finalState }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', prefix .. 'waiting', cbId)
+  if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
+end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
@@ -155,6 +274,8 @@ redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at'
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
+if job[6] then scheduleCallback(job[6], 'completed') end
 -- seq first: the count trim below may delete this very record (keep 0).
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 
@@ -179,7 +300,10 @@ return 1
 -- KEYS[1] -> queue prefix "P:{Q}:" (string prefix; every key below is derived
 --            from it, so the script touches one hash slot)
 --   P:{Q}:job:<id>  hash   the job record
---   P:{Q}:waiting   list   ids ready to run (LPUSH here, claim RPOPs the other end)
+--   P:{Q}:waiting   list   ids ready to run at priority 0 (LPUSH here, claim RPOPs)
+--   P:{Q}:prioritized zset id -> (100 - priority) * 2^40 + P:{Q}:pseq, for priority != 0
+--   P:{Q}:pseq      string counter that keeps equal priorities in FIFO order
+--   P:{Q}:unique:<key> string the id of the job enqueued with idempotency key <key>
 --   P:{Q}:delayed   zset   id -> run_at (ms)
 --   P:{Q}:wake      list   0 or 1 token; idle workers block on it
 --   P:{Q}:stats     hash   counters
@@ -190,8 +314,12 @@ return 1
 -- ARGV[5] -> run_at in ms; 0 or <= now means run now
 -- ARGV[6] -> max attempts (>= 1)
 -- ARGV[7..] -> optional field/value pairs stored on the job: timeout_ms,
---             priority, backoff_base_ms, backoff_cap_ms, callback, key
--- Returns: the job id; -5 when a job with this id already exists; -8 on a bad argument.
+--             priority (integer -100..100, default 0; higher runs first),
+--             backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
+--             key_ttl_ms (how long the key outlives the finished job)
+-- Returns: the job id; with a `key` that names a job that still exists, that
+--          job's id (nothing is created); -5 when a job with this id already
+--          exists; -8 on a bad argument.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -209,13 +337,30 @@ if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
 if redis.call('EXISTS', jobKey) == 1 then return -5 end
 
 local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true }
+                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
                  'max_attempts', maxAttempts, 'seq', 1 }
+local priority, key = 0, nil
 for i = 7, #ARGV, 2 do
   if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+  if ARGV[i] == 'priority' then
+    priority = tonumber(ARGV[i + 1])
+    if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
+  elseif ARGV[i] == 'key' then
+    key = ARGV[i + 1]
+  end
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
+end
+
+-- Idempotency: the key names the job it made while that job is kept; until it
+-- finishes the key has no expiry, then it lasts key_ttl_ms (set by the script
+-- that finishes the job).
+if key then
+  local uniqueKey = prefix .. 'unique:' .. key
+  local existing = redis.call('GET', uniqueKey)
+  if existing and redis.call('EXISTS', prefix .. 'job:' .. existing) == 1 then return existing end
+  redis.call('SET', uniqueKey, id)
 end
 
 local state
@@ -226,7 +371,12 @@ if runAt > now then
   redis.call('ZADD', prefix .. 'delayed', runAt, id)
 else
   state = 'waiting'
-  redis.call('LPUSH', prefix .. 'waiting', id)
+  if priority == 0 then
+    redis.call('LPUSH', prefix .. 'waiting', id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
   if redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end
@@ -252,7 +402,8 @@ return id
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this
 -- ARGV[3], ARGV[4] -> first job id and its lease token; more pairs may follow
--- Returns: an array with one code per pair, in order: 1 extended; -1 job
+-- Returns: an array with one code per pair, in order: 1 extended; 2 extended,
+--          but a cancel was requested (stop the job: see cancel.lua); -1 job
 --          missing; -2 not active; -3 token mismatch; -4 lease already expired.
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
@@ -264,7 +415,7 @@ local leasesKey = prefix .. 'leases'
 local codes = {}
 for i = 3, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token')
+  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token', 'cancel_requested')
   local code
   if not job[1] then
     code = -1
@@ -278,7 +429,7 @@ for i = 3, #ARGV - 1, 2 do
       code = -4
     else
       redis.call('ZADD', leasesKey, now + leaseMs, id)
-      code = 1
+      code = job[3] and 2 or 1
     end
   end
   codes[#codes + 1] = code
@@ -297,6 +448,9 @@ return codes
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
 --   P:{Q}:dead      zset   id -> finished_at (ms)
 --   P:{Q}:stats     hash   failed / dead counters
+--   P:{Q}:unique:<key> string on dead: its idempotency key expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash on dead: a delivery job (type spool.callback) when the job has a callback
+--   P:{Q}:waiting   list   LPUSH that delivery job
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -324,12 +478,25 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
-                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms')
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
+
+-- A job with a callback URL gets a delivery job (type spool.callback) in the
+-- same queue, made in this same step, so the POST survives crashes and retries.
+local function scheduleCallback(url, finalState)
+  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. seq
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = finalState }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', prefix .. 'waiting', cbId)
+  if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
+end
 
 local attempts = tonumber(job[3]) or 1
 local maxAttempts = tonumber(job[4]) or 1
@@ -363,6 +530,8 @@ else
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], tonumber(job[10]) or 86400000) end
+  if job[11] then scheduleCallback(job[11], 'dead') end
   if keepDead >= 0 then
     local excess = redis.call('ZCARD', deadKey) - keepDead
     if excess > 0 then
@@ -404,7 +573,8 @@ if pause then
   changed = redis.call('SET', pausedKey, now, 'NX') and 1 or 0
 else
   changed = redis.call('DEL', pausedKey)
-  if changed == 1 and redis.call('LLEN', prefix .. 'waiting') > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+  local ready = redis.call('LLEN', prefix .. 'waiting') + redis.call('ZCARD', prefix .. 'prioritized')
+  if changed == 1 and ready > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end
 end
@@ -467,7 +637,8 @@ return 1
 --   P:{Q}:guard:promote string  SET NX PX <interval>: the sweep's ticket
 --   P:{Q}:delayed       zset    id -> run_at (ms), state "delayed"
 --   P:{Q}:retry         zset    id -> run_at (ms), state "failed"
---   P:{Q}:waiting       list    LPUSH due ids (they queue behind waiting ones)
+--   P:{Q}:waiting       list    LPUSH due ids of priority 0 (behind waiting ones)
+--   P:{Q}:prioritized   zset    due ids of other priorities (see enqueue.lua)
 --   P:{Q}:job:<id>      hash    state -> waiting
 --   P:{Q}:wake          list    re-armed when anything was promoted
 -- ARGV[1] -> now, Unix time in ms
@@ -502,6 +673,17 @@ if guardMs > 0 and not redis.call('SET', prefix .. 'guard:promote', now, 'PX', g
   return { -1, nextDue() }
 end
 
+-- Ready jobs of priority 0 queue in the list; others in the prioritized set.
+local function pushReady(id)
+  local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
+  if priority == 0 then
+    redis.call('LPUSH', prefix .. 'waiting', id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
+end
+
 local promoted = 0
 for _, key in ipairs(sets) do
   local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, limit)
@@ -510,7 +692,7 @@ for _, key in ipairs(sets) do
     local jobKey = prefix .. 'job:' .. id
     if redis.call('EXISTS', jobKey) == 1 then
       redis.call('HSET', jobKey, 'state', 'waiting')
-      redis.call('LPUSH', prefix .. 'waiting', id)
+      pushReady(id)
       promoted = promoted + 1
       local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
       local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })
@@ -529,7 +711,7 @@ return { promoted, nextDue() }
 -- jobs cannot be purged (their workers hold leases); cancel them instead.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:waiting                     list  for state "waiting"
+--   P:{Q}:waiting, P:{Q}:prioritized  list, zset  for state "waiting"
 --   P:{Q}:delayed                     zset  for state "delayed"
 --   P:{Q}:retry                       zset  for state "failed"
 --   P:{Q}:completed / dead / cancelled zset for those states
@@ -551,6 +733,10 @@ if state == 'waiting' then
   local key = prefix .. 'waiting'
   ids = redis.call('LRANGE', key, -limit, -1)
   if #ids > 0 then redis.call('LTRIM', key, 0, -(#ids + 1)) end
+  if #ids < limit then
+    local popped = redis.call('ZPOPMIN', prefix .. 'prioritized', limit - #ids)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  end
 elseif sets[state] then
   ids = {}
   local popped = redis.call('ZPOPMIN', prefix .. sets[state], limit)
@@ -716,7 +902,8 @@ return 1
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:dead      zset   ids leave it
---   P:{Q}:waiting   list   LPUSH them
+--   P:{Q}:waiting   list   LPUSH them (priority 0)
+--   P:{Q}:prioritized zset  or here, by priority (see enqueue.lua)
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
 --   P:{Q}:wake      list   re-armed
 -- ARGV[1] -> now, Unix time in ms
@@ -733,6 +920,17 @@ local limit = tonumber(ARGV[3]) or 1000
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local deadKey = prefix .. 'dead'
+
+-- Ready jobs of priority 0 queue in the list; others in the prioritized set.
+local function pushReady(id)
+  local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
+  if priority == 0 then
+    pushReady(id)
+  else
+    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+  end
+end
 
 local function revive(id)
   local jobKey = prefix .. 'job:' .. id
