@@ -7,6 +7,7 @@
 --   P:{Q}:retry                       zset  for state "failed"
 --   P:{Q}:completed / dead / cancelled zset for those states
 --   P:{Q}:job:<id>                    hash  deleted
+--   P:{Q}:unique:<key>                string deleted when it names a purged job
 -- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
 -- ARGV[2] -> at most this many per call (the caller calls again while the
 --            return equals it)
@@ -35,5 +36,9 @@ elseif sets[state] then
 else
   return -8
 end
-for _, id in ipairs(ids) do redis.call('DEL', prefix .. 'job:' .. id) end
+for _, id in ipairs(ids) do
+  local key = redis.call('HGET', prefix .. 'job:' .. id, 'key')
+  if key and redis.call('GET', prefix .. 'unique:' .. key) == id then redis.call('DEL', prefix .. 'unique:' .. key) end
+  redis.call('DEL', prefix .. 'job:' .. id)
+end
 return #ids

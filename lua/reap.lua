@@ -11,6 +11,8 @@
 --   P:{Q}:job:<id>   hash    state, errors, last_error
 --   P:{Q}:wake       list    re-armed when anything was redelivered
 --   P:{Q}:stats      hash    stalled / dead counters
+--   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
@@ -38,6 +40,18 @@ local function publish(event)
   redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
 end
 
+-- As in complete.lua and fail.lua: a job that ends dead with a callback URL
+-- gets a delivery job (type spool.callback) in the same step.
+local function scheduleCallback(id, url)
+  local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. n
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', waitingKey, cbId)
+end
+
 local stalled, orphans, dead = 0, 0, 0
 
 local expired = redis.call('ZRANGEBYSCORE', leasesKey, '-inf', '(' .. now, 'LIMIT', 0, limit)
@@ -45,7 +59,7 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('LREM', activeKey, 1, id)
   redis.call('ZREM', leasesKey, id)
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker')
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
   if redis.call('EXISTS', jobKey) == 1 then
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
@@ -60,6 +74,8 @@ for _, id in ipairs(expired) do
       redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
       redis.call('ZADD', prefix .. 'dead', now, id)
       redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], tonumber(job[6]) or 86400000) end
+      if job[7] then scheduleCallback(id, job[7]) end
       dead = dead + 1
       publish({ event = 'stalled', id = id, queue = queue, state = 'dead', attempt = attempts,
                 error = message, at = now })
@@ -93,7 +109,7 @@ for _, id in ipairs(tail) do
   end
 end
 
-if stalled + orphans > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+if stalled + orphans + dead > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
   redis.call('LPUSH', prefix .. 'wake', '1')
 end
 return { stalled, orphans, dead }

@@ -7,6 +7,7 @@
 --   P:{Q}:prioritized zset  or here, by priority (see enqueue.lua)
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
 --   P:{Q}:wake      list   re-armed
+--   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
 -- ARGV[3] -> with "*": at most this many per call
@@ -26,7 +27,7 @@ local deadKey = prefix .. 'dead'
 local function pushReady(id)
   local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
   if priority == 0 then
-    pushReady(id)
+    redis.call('LPUSH', prefix .. 'waiting', id)
   else
     local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
     redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
@@ -38,7 +39,10 @@ local function revive(id)
   redis.call('ZREM', deadKey, id)
   redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
   redis.call('HDEL', jobKey, 'finished_at', 'run_at')
-  redis.call('LPUSH', prefix .. 'waiting', id)
+  pushReady(id)
+  -- Its idempotency key names it again, without expiry, while it is unfinished.
+  local key = redis.call('HGET', jobKey, 'key')
+  if key then redis.call('SET', prefix .. 'unique:' .. key, id) end
   local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })

@@ -44,10 +44,15 @@ extension SpoolClient {
     /// one after now. Returns the entry with `nextRun` set.
     @discardableResult
     public func addCron(_ entry: CronEntry) async throws(SpoolError) -> CronEntry {
-        guard Names.isValid(entry.name) else { throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "cron name \"\(entry.name)\" must match [A-Za-z0-9._-]{1,64}") }
-        try JobRequest(queue: entry.queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts).validate(payloadLimit: configuration.payloadLimit)
+        guard Names.isValid(entry.name) else {
+            throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "cron name \"\(entry.name)\" must match [A-Za-z0-9._-]{1,64}")
+        }
+        try JobRequest(queue: entry.queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts).validate(
+            payloadLimit: configuration.payloadLimit)
         let schedule: CronSchedule
-        do { schedule = try CronSchedule(parsing: entry.schedule) } catch { throw SpoolError(.invalidInput, "cron add", queue: entry.queue, error.message) }
+        do { schedule = try CronSchedule(parsing: entry.schedule) } catch {
+            throw SpoolError(.invalidInput, "cron add", queue: entry.queue, error.message)
+        }
         guard let next = schedule.next(after: clock.nowMillis()) else {
             throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "schedule \"\(entry.schedule)\" never fires")
         }
@@ -117,11 +122,19 @@ extension SpoolClient {
             do { json = try await redis.command(["HGET", k.cron, name]).string } catch { throw SpoolError.from(error, "cron", queue: queue) }
             guard let json, let entry = try? JSONDecoder().decode(CronEntry.self, from: Data(json.utf8)),
                 let schedule = try? CronSchedule(parsing: entry.schedule)
-            else { continue }
+            else {
+                // Unreadable: park it a day ahead rather than retry it every sweep.
+                _ = try? await redis.command(["ZADD", k.cronNext, "XX", String(now + 86_400_000), name])
+                continue
+            }
             var request = JobRequest(queue: queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts)
             request.idempotencyKey = "cron:\(name):\(tick)"
-            try await enqueue(request)
-            fired += 1
+            do {
+                try await enqueue(request)
+                fired += 1
+            } catch  where error.code == .invalidInput || error.code == .invalidPayload {
+                // A bad entry (edited by hand) must not stop the others: skip this tick.
+            }
             let next = schedule.next(after: max(tick, now)) ?? Int.max
             do {
                 try await redis.command(["ZADD", k.cronNext, "XX", "GT", String(next), name])

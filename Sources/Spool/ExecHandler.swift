@@ -19,8 +19,9 @@ import Synchronization
 /// 4. Progress: lines written to descriptor 3 (also named by SPOOL_PROGRESS_FD)
 ///    of the form `progress PERCENT [MESSAGE]` become `progress(PERCENT, MESSAGE)`
 ///    calls; other lines there are ignored.
-/// 5. When the attempt is cancelled (the worker's timeout), the child gets
-///    SIGTERM, then SIGKILL after `killGrace` seconds.
+/// 5. When the attempt is cancelled (its timeout, a cancel request, or the end
+///    of a shutdown's grace period), the child's process group gets SIGTERM,
+///    then SIGKILL after `killGrace` seconds.
 public struct ExecHandler: Sendable {
     public let argv: [String]
     /// Bytes of stdout kept as the result; more fails the attempt.

@@ -63,7 +63,8 @@ public struct JobRequest: Sendable, Equatable {
         }
         if let callback {
             let lower = callback.lowercased()
-            guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), callback.utf8.count <= 2048, !callback.contains(where: \.isWhitespace) else {
+            guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), callback.utf8.count <= 2048, !callback.contains(where: \.isWhitespace)
+            else {
                 throw bad("callback must be an http:// or https:// URL")
             }
         }

@@ -14,7 +14,11 @@ extension Worker {
             do {
                 for queue in options.queues {
                     try await client.promote(queue, guardMs: promoteMs)
-                    try await client.fireDueCron(queue)
+                    do {
+                        try await client.fireDueCron(queue)
+                    } catch  where error.code != .unavailable {
+                        logger.warning("cron tick failed", metadata: ["queue": "\(queue)", "error": "\(error)"])
+                    }
                 }
                 let now = clock.nowMillis()
                 if now - lastReap >= reapMs {

@@ -223,7 +223,9 @@ extension Worker {
                 (script, args) = (Scripts.complete, [job.id, job.token, String(now), result, String(policy.keepCompleted)])
             case .failed(let message, let retryable):
                 let backoffArgs = [String(Int(policy.backoffBase * 1000)), String(Int(policy.backoffCap * 1000)), String(Double.random(in: 0..<1))]
-                (script, args) = (Scripts.fail, [job.id, job.token, String(now), message, retryable ? "1" : "0"] + backoffArgs + [String(policy.keepDead)])
+                (script, args) = (
+                    Scripts.fail, [job.id, job.token, String(now), message, retryable ? "1" : "0"] + backoffArgs + [String(policy.keepDead)]
+                )
             case .released(let why):
                 (script, args) = (Scripts.release, [job.id, job.token, String(now), why])
             case .cancelled:

@@ -38,10 +38,11 @@ public struct WorkerOptions: Sendable {
         var order: [String] = []
         while !left.isEmpty {
             var pick = Int.random(in: 0..<left.reduce(0) { $0 + $1.1 })
-            let index = left.firstIndex { entry in
-                pick -= entry.1
-                return pick < 0
-            } ?? 0
+            let index =
+                left.firstIndex { entry in
+                    pick -= entry.1
+                    return pick < 0
+                } ?? 0
             order.append(left.remove(at: index).0)
         }
         return order

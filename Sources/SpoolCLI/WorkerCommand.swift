@@ -23,12 +23,14 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run jobs from one or more queues until stopped.",
         discussion: """
-            Queues are served in strict order: a free slot claims from the first \
-            listed queue that has a job. Each job type a worker runs needs a \
+            Queues are served in strict order (a free slot claims from the first \
+            listed queue that has a job), or, when any --queue has a weight \
+            (NAME:WEIGHT), in an order drawn by weight for every claim. Each job type a worker runs needs a \
             handler; an exec handler maps a type to a command, run directly \
             (split on spaces, never through a shell). The command gets the \
             payload on stdin and SPOOL_JOB_ID, SPOOL_QUEUE, SPOOL_JOB_TYPE, \
-            SPOOL_ATTEMPT and SPOOL_MAX_ATTEMPTS in its environment. Exit status 0 \
+            SPOOL_ATTEMPT, SPOOL_MAX_ATTEMPTS, SPOOL_WORKER_ID and SPOOL_PROGRESS_FD \
+            (write "progress PERCENT MESSAGE" lines there) in its environment. Exit status 0 \
             completes the job with stdout as its result (kept as is when it is \
             JSON, else as a JSON string); any other status fails the attempt with \
             the tail of stderr, and the job is retried with backoff.

@@ -25,7 +25,10 @@ struct SchedulingTests {
         environment = try testEnvironment(redis: try SharedRedis.urlString)
     }
 
-    func worker(_ queues: [String], concurrency: Int = 1, weights: [String: Int] = [:], config: SpoolConfiguration? = nil, _ register: (inout JobHandlers) -> Void)
+    func worker(
+        _ queues: [String], concurrency: Int = 1, weights: [String: Int] = [:], config: SpoolConfiguration? = nil,
+        _ register: (inout JobHandlers) -> Void
+    )
         -> RunningWorker
     {
         var handlers = JobHandlers()
@@ -38,7 +41,11 @@ struct SchedulingTests {
         let queue = uniqueQueue("delay")
         let client = SpoolClient(configuration: testConfiguration(url: url))
         let log = StartLog()
-        let w = worker([queue]) { h in h.register("t") { c in log.record(c); return nil } }
+        let w = worker([queue]) { h in
+            h.register("t") { c in
+                log.record(c); return nil
+            }
+        }
         // One pipelined enqueue, out of order, far enough ahead that all four are delayed.
         let base = client.clock.nowMillis() + 1500
         let offsets = [900, 300, 1200, 600]
@@ -79,7 +86,11 @@ struct SchedulingTests {
         #expect(try await client.counts(queue).waiting == 7)
         #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
         let log = StartLog()
-        let w = worker([queue]) { h in h.register("t") { c in log.record(c); return nil } }
+        let w = worker([queue]) { h in
+            h.register("t") { c in
+                log.record(c); return nil
+            }
+        }
         #expect(await eventually { try await client.counts(queue).completed == 7 })
         await w.stop()
         #expect(log.all.map(\.id) == order)
@@ -92,7 +103,11 @@ struct SchedulingTests {
         _ = try await client.enqueue((0..<20).map { _ in JobRequest(queue: low, type: "t") })
         _ = try await client.enqueue((0..<20).map { _ in JobRequest(queue: high, type: "t") })
         let log = StartLog()
-        let w = worker([high, low]) { h in h.register("t") { c in log.record(c); return nil } }
+        let w = worker([high, low]) { h in
+            h.register("t") { c in
+                log.record(c); return nil
+            }
+        }
         #expect(await eventually { try await client.counts(low).completed == 20 })
         await w.stop()
         let queues = log.all.map { JobID.queue(of: $0.id) ?? "" }
@@ -106,7 +121,11 @@ struct SchedulingTests {
         _ = try await client.enqueue((0..<600).map { _ in JobRequest(queue: a, type: "t") })
         _ = try await client.enqueue((0..<600).map { _ in JobRequest(queue: b, type: "t") })
         let log = StartLog()
-        let w = worker([a, b], concurrency: 2, weights: [a: 3, b: 1]) { h in h.register("t") { c in log.record(c); return nil } }
+        let w = worker([a, b], concurrency: 2, weights: [a: 3, b: 1]) { h in
+            h.register("t") { c in
+                log.record(c); return nil
+            }
+        }
         #expect(await eventually(timeout: 60) { log.all.count >= 400 })
         await w.stop()
         // While both queues had work, about 3 of every 4 jobs came from a.

@@ -191,3 +191,27 @@ struct RetentionZeroTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 }
+
+@Suite("Retry keeps priority and key")
+struct RetryPriorityTests {
+    @Test func aRetriedDeadJobReturnsAtItsPriorityAndOwnsItsKeyAgain() throws {
+        let url = try SharedRedis.url
+        let conn = try RedisConnection(url: url)
+        let queue = uniqueQueue("retry-prio")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let now = 1_800_000_000_000
+        let id = JobID.make(queue: queue, nowMillis: now)
+        let args = [id, "t", "{}", String(now), "0", "1", "priority", "5", "key", "k1", "key_ttl_ms", "60000"]
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: args).string == id)
+        _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T", "1000"])
+        _ = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T", String(now), "e", "0", "100", "1000", "0", "-1"])
+        #expect(try conn.command(["PTTL", keys.unique("k1")]).int ?? -1 > 0, "dead: the key expires")
+        #expect(try conn.eval(Scripts.retry, keys: [keys.prefix], args: [String(now), id, "1"]).int == 1)
+        #expect(try conn.command(["ZSCORE", keys.prioritized, id]) != .null, "back at priority 5")
+        #expect(try conn.command(["LLEN", keys.waiting]).int == 0)
+        #expect(try conn.command(["PTTL", keys.unique("k1")]).int == -1, "the key names it again, without expiry")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try conn.eval(Scripts.purge, keys: [keys.prefix], args: ["waiting", "100"]).int == 1)
+        #expect(try conn.command(["EXISTS", keys.unique("k1")]).int == 0, "purge drops the key")
+    }
+}

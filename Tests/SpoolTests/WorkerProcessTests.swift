@@ -57,7 +57,7 @@ struct WorkerProcessTests {
     @Test func aPausedWorkerPastItsLeaseCannotOverwriteTheResult() async throws {
         let queue = uniqueQueue("fence")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try slowJob(seconds: 1)
+        let script = try slowJob(seconds: 3)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
 
         let paused = try worker(queue, script: script, visibility: 2)

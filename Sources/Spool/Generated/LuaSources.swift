@@ -716,6 +716,7 @@ return { promoted, nextDue() }
 --   P:{Q}:retry                       zset  for state "failed"
 --   P:{Q}:completed / dead / cancelled zset for those states
 --   P:{Q}:job:<id>                    hash  deleted
+--   P:{Q}:unique:<key>                string deleted when it names a purged job
 -- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
 -- ARGV[2] -> at most this many per call (the caller calls again while the
 --            return equals it)
@@ -744,7 +745,11 @@ elseif sets[state] then
 else
   return -8
 end
-for _, id in ipairs(ids) do redis.call('DEL', prefix .. 'job:' .. id) end
+for _, id in ipairs(ids) do
+  local key = redis.call('HGET', prefix .. 'job:' .. id, 'key')
+  if key and redis.call('GET', prefix .. 'unique:' .. key) == id then redis.call('DEL', prefix .. 'unique:' .. key) end
+  redis.call('DEL', prefix .. 'job:' .. id)
+end
 return #ids
 """##,
         "reap": ##"""
@@ -761,6 +766,8 @@ return #ids
 --   P:{Q}:job:<id>   hash    state, errors, last_error
 --   P:{Q}:wake       list    re-armed when anything was redelivered
 --   P:{Q}:stats      hash    stalled / dead counters
+--   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
+--   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
@@ -788,6 +795,18 @@ local function publish(event)
   redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
 end
 
+-- As in complete.lua and fail.lua: a job that ends dead with a callback URL
+-- gets a delivery job (type spool.callback) in the same step.
+local function scheduleCallback(id, url)
+  local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  local cbId = id .. '-cb' .. n
+  redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
+             'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
+             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'seq', 1, 'state', 'waiting')
+  redis.call('LPUSH', waitingKey, cbId)
+end
+
 local stalled, orphans, dead = 0, 0, 0
 
 local expired = redis.call('ZRANGEBYSCORE', leasesKey, '-inf', '(' .. now, 'LIMIT', 0, limit)
@@ -795,7 +814,7 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('LREM', activeKey, 1, id)
   redis.call('ZREM', leasesKey, id)
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker')
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
   if redis.call('EXISTS', jobKey) == 1 then
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
@@ -810,6 +829,8 @@ for _, id in ipairs(expired) do
       redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
       redis.call('ZADD', prefix .. 'dead', now, id)
       redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], tonumber(job[6]) or 86400000) end
+      if job[7] then scheduleCallback(id, job[7]) end
       dead = dead + 1
       publish({ event = 'stalled', id = id, queue = queue, state = 'dead', attempt = attempts,
                 error = message, at = now })
@@ -843,7 +864,7 @@ for _, id in ipairs(tail) do
   end
 end
 
-if stalled + orphans > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+if stalled + orphans + dead > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
   redis.call('LPUSH', prefix .. 'wake', '1')
 end
 return { stalled, orphans, dead }
@@ -906,6 +927,7 @@ return 1
 --   P:{Q}:prioritized zset  or here, by priority (see enqueue.lua)
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
 --   P:{Q}:wake      list   re-armed
+--   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
 -- ARGV[3] -> with "*": at most this many per call
@@ -925,7 +947,7 @@ local deadKey = prefix .. 'dead'
 local function pushReady(id)
   local priority = tonumber(redis.call('HGET', prefix .. 'job:' .. id, 'priority')) or 0
   if priority == 0 then
-    pushReady(id)
+    redis.call('LPUSH', prefix .. 'waiting', id)
   else
     local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
     redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
@@ -937,7 +959,10 @@ local function revive(id)
   redis.call('ZREM', deadKey, id)
   redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
   redis.call('HDEL', jobKey, 'finished_at', 'run_at')
-  redis.call('LPUSH', prefix .. 'waiting', id)
+  pushReady(id)
+  -- Its idempotency key names it again, without expiry, while it is unfinished.
+  local key = redis.call('HGET', jobKey, 'key')
+  if key then redis.call('SET', prefix .. 'unique:' .. key, id) end
   local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })
