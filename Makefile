@@ -19,7 +19,7 @@ endif
 TEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help deps build release lua test run stop bench chaos clean
+.PHONY: help deps build release lua openapi test run stop bench chaos clean
 
 help:
 	@echo "make run      install what is missing, build, start Redis + a worker, run a demo batch"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench    spool bench (release) against a private redis-server"
 	@echo "make chaos    the chaos test for 2 minutes: workers SIGKILLed every 300 ms, Redis restarted"
 	@echo "make lua      regenerate Sources/Spool/Generated/LuaSources.swift from lua/"
+	@echo "make openapi  regenerate Sources/SpoolServer/Generated/OpenAPIDocument.swift from docs/openapi.json"
 	@echo "make deps     install the apt packages that are missing and check Swift"
 	@echo "make clean    stop make run's processes and remove .build and .run"
 
@@ -47,6 +48,10 @@ release: deps
 lua:
 	@scripts/embed-lua.sh
 	@echo "lua: wrote Sources/Spool/Generated/LuaSources.swift from lua/*.lua"
+
+openapi:
+	@scripts/embed-openapi.sh
+	@echo "openapi: wrote Sources/SpoolServer/Generated/OpenAPIDocument.swift from docs/openapi.json"
 
 test: deps
 	@scripts/test.sh $(TEST_ARGS)

@@ -7,9 +7,14 @@
 # 2. Anything missing is installed with apt-get, as root or through sudo.
 # 3. Swift is not installed here: it must already work (/opt/swift is put on
 #    PATH by the Makefile when it is there).
+# 4. The status reader's tests drive a headless browser (Debian's `chromium`)
+#    and check the server with schemathesis and Python's prometheus_client
+#    (from PyPI, with python3's pip; python3-pip from apt when pip is missing).
 set -euo pipefail
 
-packages=(libhiredis-dev libcurl4-openssl-dev redis-server)
+packages=(libhiredis-dev libcurl4-openssl-dev redis-server chromium)
+python_modules=(schemathesis prometheus_client)
+python_packages=(schemathesis prometheus-client)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -20,6 +25,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${packages[@]}"; do
     installed "$pkg" || missing+=("$pkg")
   done
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   if ((${#missing[@]} > 0)); then
     if [[ $(id -u) -eq 0 ]]; then
       sudo=()
@@ -40,6 +46,8 @@ else
   [[ -e /usr/include/curl/curl.h || -e /usr/local/include/curl/curl.h ]] || problems+=("libcurl headers (curl/curl.h)")
   command -v redis-server >/dev/null 2>&1 || problems+=("redis-server")
   command -v redis-cli >/dev/null 2>&1 || problems+=("redis-cli")
+  command -v chromium >/dev/null 2>&1 || problems+=("chromium (headless browser for the dashboard test)")
+  python3 -m pip --version >/dev/null 2>&1 || problems+=("python3 with pip")
   if ((${#problems[@]} > 0)); then
     echo "deps: no dpkg here; install these yourself: ${problems[*]}" >&2
     exit 1
@@ -49,6 +57,18 @@ fi
 for tool in redis-server redis-cli; do
   command -v "$tool" >/dev/null 2>&1 || { echo "deps: $tool is not on PATH" >&2; exit 1; }
 done
+
+# 4. Python packages for the status reader's tests, when an import fails.
+python_missing=()
+for i in "${!python_modules[@]}"; do
+  python3 -c "import ${python_modules[$i]}" >/dev/null 2>&1 || python_missing+=("${python_packages[$i]}")
+done
+if ((${#python_missing[@]} > 0)); then
+  echo "deps: installing ${python_missing[*]} (PyPI)"
+  # Debian's own python3 refuses plain installs (PEP 668); ours are test tools only.
+  python3 -m pip install --quiet "${python_missing[@]}" ||
+    python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
+fi
 
 if ! version=$(swift --version 2>&1); then
   echo "deps: no working Swift toolchain: \`swift --version\` failed." >&2

@@ -8,9 +8,12 @@
 # 2. Worker: `spool worker --queue demo --concurrency 4 --exec
 #    demo.resize=scripts/demo-job.sh`, (re)started in the background in its own
 #    session, pid in .run/worker.pid, log in .run/worker.log.
+#    Then the status reader, `spool serve` on 127.0.0.1:8080 (a free port when
+#    8080 is taken), likewise, pid in .run/serve.pid, log in .run/serve.log.
 # 3. Enqueues five demo.resize jobs and prints their states every 0.5 s while
 #    they change, until all are finished.
-# 4. Leaves Redis and the worker running; `make stop` stops both.
+# 4. Leaves Redis, the worker and the status reader running; `make stop` stops
+#    them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/redis-local.sh
@@ -63,6 +66,31 @@ if ! live_pid "$run/worker.pid" >/dev/null; then
 fi
 echo "run: worker started (pid $(<"$run/worker.pid"), log in .run/worker.log)"
 
+# The status reader: always restarted too. It prints its address once listening.
+if pid=$(live_pid "$run/serve.pid"); then
+  echo "run: restarting the status reader (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+fi
+serve_port=8080
+if port_in_use "$serve_port"; then serve_port=0; fi
+"${detach[@]}" "$spool" serve --port "$serve_port" >"$run/serve.log" 2>&1 </dev/null &
+echo $! >"$run/serve.pid"
+serve_url=""
+for _ in $(seq 1 100); do
+  serve_url=$(sed -n 's/^spool serve: listening on //p' "$run/serve.log" | head -n 1)
+  [[ -n $serve_url ]] && break
+  live_pid "$run/serve.pid" >/dev/null || break
+  sleep 0.1
+done
+if [[ -n $serve_url ]]; then
+  echo "run: status reader started (pid $(<"$run/serve.pid"), log in .run/serve.log): dashboard at $serve_url/"
+else
+  echo "run: the status reader did not start; .run/serve.log says:" >&2
+  tail -n 20 "$run/serve.log" >&2
+fi
+
 # 3. A demo batch.
 ids=()
 for n in 1 2 3 4 5; do
@@ -112,7 +140,7 @@ echo "run: spool status ${ids[0]}"
 spool_cmd=${spool#"$root/"}
 cat <<EOF
 
-Redis and the worker keep running. Try:
+Redis, the worker and the status reader keep running. Try:
 EOF
 if [[ -n $our_url && $our_url != "redis://127.0.0.1:6379/0" ]]; then
   echo "  export SPOOL_REDIS_URL=$our_url"
@@ -123,5 +151,13 @@ cat <<EOF
   $spool_cmd status
   $spool_cmd jobs demo --state completed
   tail -f .run/worker.log
-Stop both with: make stop
+EOF
+if [[ -n $serve_url ]]; then
+  cat <<EOF
+  open $serve_url/              # the dashboard: queues, live progress, workers, dead jobs
+  curl -s $serve_url/queues     # the JSON API (docs/openapi.json)
+EOF
+fi
+cat <<EOF
+Stop them with: make stop
 EOF

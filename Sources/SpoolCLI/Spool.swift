@@ -46,6 +46,7 @@ struct SpoolCommand: AsyncParsableCommand {
             ResumeCommand.self,
             CronCommand.self,
             WorkersCommand.self,
+            ServeCommand.self,
             BenchCommand.self,
         ]
     )

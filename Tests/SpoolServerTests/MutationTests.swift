@@ -1,0 +1,80 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Testing
+
+/// Enqueue (one and a batch), pause, resume, cancel and retry over HTTP, each
+/// refused without the bearer token.
+@Suite("HTTP mutations")
+struct MutationTests {
+    @Test func everyMutationWorksWithTheTokenAndIsRefusedWithoutIt() async throws {
+        let token = "t0ken-\(UUID().uuidString)"
+        let server = try await TestServer.start { $0.token = token }
+        let queue = uniqueQueue("http-mut")
+        let client = server.client
+
+        // Each mutation answers 401 without the token and changes nothing.
+        for path in [
+            "/queues/\(queue)/jobs", "/queues/\(queue)/jobs/batch", "/queues/\(queue)/pause", "/queues/\(queue)/resume",
+            "/queues/\(queue)/dead/retry",
+        ] {
+            let refused = try await server.post(path, #"{"type":"t"}"#)
+            #expect(refused.status == 401 && refused.errorCode == "unauthorized", "\(path): \(refused.status)")
+        }
+        #expect(try await client.counts(queue) == QueueCounts(queue: queue))
+
+        // Enqueue one (with priority, key and delay) and a batch.
+        let one = try await server.post(
+            "/queues/\(queue)/jobs", #"{"type":"t","payload":{"n":1},"priority":5,"idempotency_key":"k-1"}"#, token: token)
+        #expect(one.status == 201, "\(one.text)")
+        let id = try #require(one.json["id"] as? String)
+        let again = try await server.post("/queues/\(queue)/jobs", #"{"type":"t","payload":{"n":1},"idempotency_key":"k-1"}"#, token: token)
+        #expect(again.json["id"] as? String == id, "the key collapses duplicates over HTTP too")
+        let batch = try await server.post("/queues/\(queue)/jobs/batch", #"{"jobs":[{"type":"t"},{"type":"t","delay":60}]}"#, token: token)
+        #expect(batch.status == 201)
+        let ids = try #require(batch.json["ids"] as? [String])
+        #expect(ids.count == 2)
+        var counts = try await client.counts(queue)
+        #expect(counts.waiting == 2 && counts.delayed == 1)
+
+        // Pause and resume.
+        #expect(try await server.post("/queues/\(queue)/pause", nil, token: token).status == 200)
+        #expect(try await client.counts(queue).paused)
+        #expect(try await server.post("/queues/\(queue)/resume", nil, token: token).status == 200)
+        #expect(try await !client.counts(queue).paused)
+
+        // Cancel: a delayed job at once (200); unknown job 404.
+        let cancelled = try await server.post("/jobs/\(ids[1])/cancel", #"{"reason":"not needed"}"#, token: token)
+        #expect(cancelled.status == 200 && cancelled.json["state"] as? String == "cancelled", "\(cancelled.text)")
+        #expect(try await server.post("/jobs/\(queue).00000000ffff/cancel", nil, token: token).status == 404)
+
+        // A running job: 202, then it ends cancelled; a finished one: 409.
+        var handlers = JobHandlers()
+        handlers.register("t") { _ in
+            try await Task.sleep(for: .seconds(30))
+            return nil
+        }
+        handlers.register("bad") { _ in throw JobFailure.permanent("nope") }
+        let worker = RunningWorker(
+            Worker(configuration: server.configuration, options: WorkerOptions(queues: [queue], concurrency: 2), handlers: handlers))
+        #expect(await eventually { try await client.job(id).state == .active })
+        let requested = try await server.post("/jobs/\(id)/cancel", nil, token: token)
+        #expect(requested.status == 202, "\(requested.text)")
+        #expect(await eventually(timeout: 5) { try await client.job(id).state == .cancelled })
+        #expect(try await server.post("/jobs/\(id)/cancel", nil, token: token).status == 409)
+
+        // Retry: one dead job (200), a job that is not dead (409), all dead.
+        let dead = try await client.enqueue([JobRequest(queue: queue, type: "bad"), JobRequest(queue: queue, type: "bad")])
+        #expect(await eventually { try await client.counts(queue).dead == 2 })
+        await worker.stop()
+        let retried = try await server.post("/jobs/\(dead[0])/retry", nil, token: token)
+        #expect(retried.status == 200 && retried.json["state"] as? String == "waiting", "\(retried.text)")
+        #expect(try await server.post("/jobs/\(dead[0])/retry", nil, token: token).status == 409)
+        let all = try await server.post("/queues/\(queue)/dead/retry", nil, token: token)
+        #expect(all.status == 200 && all.json["retried"] as? Int == 1, "\(all.text)")
+        counts = try await client.counts(queue)
+        #expect(counts.dead == 0 && counts.cancelled == 2)
+        await server.stop()
+    }
+}
