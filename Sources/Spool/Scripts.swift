@@ -18,7 +18,8 @@ public enum Scripts {
     public static let pause = load("pause")
     public static let annotate = load("annotate")
 
-    /// Every script, for SCRIPT LOAD at start-up and for the docs.
+    /// Every script (the drift test checks it against lua/). Each is loaded on
+    /// first use: EVALSHA, then SCRIPT LOAD on NOSCRIPT.
     public static let all: [RedisScript] = [
         enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause, annotate,
     ]

@@ -35,16 +35,9 @@ extension Worker {
                 for job in group { args += [job.id, job.token] }
                 calls.append(([QueueKeys(prefix: configuration.prefix, queue: queue).prefix], args, group))
             }
-            let commands = calls.map { ["EVALSHA", Scripts.extend.sha, "1"] + $0.keys + $0.args }
+            let scriptCalls = calls.map { (keys: $0.keys, args: $0.args) }
             do {
-                let replies = try await redis.withConnection { conn -> [RedisValue] in
-                    let replies = try conn.pipeline(commands)
-                    if replies.contains(where: { if case .error(let m) = $0 { return m.hasPrefix("NOSCRIPT") } else { return false } }) {
-                        try conn.command(["SCRIPT", "LOAD", Scripts.extend.source])
-                        return try conn.pipeline(commands)
-                    }
-                    return replies
-                }
+                let replies = try await redis.withConnection { try $0.evalPipelined(Scripts.extend, calls: scriptCalls) }
                 for (call, reply) in zip(calls, replies) {
                     let codes = reply.array ?? []
                     // 2: renewed, but a cancel was requested (a missed pub/sub message).

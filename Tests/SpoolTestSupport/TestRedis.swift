@@ -119,11 +119,11 @@ public final class TestRedis: @unchecked Sendable {
     }
 
     public static func which(_ name: String) throws -> String {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
-            let path = "\(dir)/\(name)"
-            if access(path, X_OK) == 0 { return path }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/bin:/usr/sbin"
+        guard let found = ChildProcess.which(name, path: path) else {
+            throw TestSupportError("\(name) is not installed (make test installs it)")
         }
-        throw TestSupportError("\(name) is not installed (make test installs it)")
+        return found
     }
 }
 
