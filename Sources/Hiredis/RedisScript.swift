@@ -29,22 +29,32 @@ extension RedisConnection {
 
     /// Runs many calls of one script in a single pipeline, after the commands in
     /// `first` (sent in the same write; their replies are dropped). Replies come
-    /// back in order, error replies as ``RedisValue/error(_:)``; calls the server
-    /// did not know the script for are loaded and sent again.
+    /// back in order, error replies as ``RedisValue/error(_:)``.
     public func evalPipelined(_ script: RedisScript, calls: [(keys: [String], args: [String])], after first: [[String]] = []) throws(RedisError)
         -> [RedisValue]
     {
-        let commands = calls.map { Self.evalshaCommand(script, keys: $0.keys, args: $0.args) }
-        var replies = Array(try pipeline(first + commands).dropFirst(first.count))
-        let missing = replies.indices.filter {
-            if case .error(let m) = replies[$0] { return m.hasPrefix("NOSCRIPT") }
-            return false
+        let all = first.map(RedisCall.command) + calls.map { RedisCall.script(script, keys: $0.keys, args: $0.args) }
+        return Array(try run(all).dropFirst(first.count))
+    }
+
+    /// Sends every call in one write and reads all replies, in order; error
+    /// replies come back as ``RedisValue/error(_:)``. Scripts the server did
+    /// not know (NOSCRIPT: first use, a restart, SCRIPT FLUSH) are loaded and
+    /// those calls sent again, so their replies are the scripts' own.
+    public func run(_ calls: [RedisCall]) throws(RedisError) -> [RedisValue] {
+        var replies = try pipeline(calls.map(\.arguments))
+        var missing: [Int] = []
+        var scripts: [String: RedisScript] = [:]
+        for i in replies.indices {
+            if case .error(let message) = replies[i], message.hasPrefix("NOSCRIPT"), case .script(let script, _, _) = calls[i] {
+                missing.append(i)
+                scripts[script.sha] = script
+            }
         }
-        if !missing.isEmpty {
-            try command(["SCRIPT", "LOAD", script.source])
-            let again = try pipeline(missing.map { commands[$0] })
-            for (i, reply) in zip(missing, again) { replies[i] = reply }
-        }
+        if missing.isEmpty { return replies }
+        _ = try pipeline(scripts.values.map { ["SCRIPT", "LOAD", $0.source] })
+        let again = try pipeline(missing.map { calls[$0].arguments })
+        for (i, reply) in zip(missing, again) { replies[i] = reply }
         return replies
     }
 
@@ -55,6 +65,21 @@ extension RedisConnection {
         command.append(contentsOf: keys)
         command.append(contentsOf: args)
         return command
+    }
+}
+
+/// One call in a pipeline: a plain command, or a script run with EVALSHA
+/// (and loaded on NOSCRIPT by ``RedisConnection/run(_:)``).
+public enum RedisCall: Sendable {
+    case command([String])
+    case script(RedisScript, keys: [String], args: [String])
+
+    /// The command line sent for this call.
+    public var arguments: [String] {
+        switch self {
+        case .command(let arguments): arguments
+        case .script(let script, let keys, let args): RedisConnection.evalshaCommand(script, keys: keys, args: args)
+        }
     }
 }
 
