@@ -50,7 +50,7 @@ if state == 'active' then
   if job[2] ~= token then return -3 end
   redis.call('LREM', prefix .. 'active', 1, id)
   redis.call('ZREM', prefix .. 'leases', id)
-  redis.call('HDEL', jobKey, 'token')
+  redis.call('HDEL', jobKey, 'token', 'lease_until')
   if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end
 elseif state == 'waiting' then
   if redis.call('LREM', prefix .. 'waiting', 1, id) == 0 then

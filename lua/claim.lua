@@ -9,10 +9,10 @@
 --   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
---   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
---                          progress and progress_message cleared
+--   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
+--                          seq; progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
---   P:{Q}:wake      list   re-armed while jobs remain, so the next idle worker wakes
+--   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
@@ -21,9 +21,14 @@
 -- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
 --            ARGV[1]: a worker descheduled between reading its clock and
 --            sending the script must not widen the window
+-- ARGV[7] -> "1" (or absent): the caller woke on a wake token, so pass the
+--            token on to the next idle worker while jobs remain; "0": the
+--            caller is a busy worker claiming right after finishing a job, and
+--            idle workers were already woken when the jobs arrived
 -- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
+-- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -33,9 +38,7 @@ local token = ARGV[3]
 local leaseMs = tonumber(ARGV[4])
 local rateLimit = tonumber(ARGV[5]) or 0
 local rateWindow = tonumber(ARGV[6]) or 1000
-
-local waitingKey = prefix .. 'waiting'
-local queue = string.match(prefix, '{([^}]*)}:$')
+local rearm = ARGV[7] ~= '0'
 
 if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
@@ -52,6 +55,7 @@ if rateLimit > 0 then
 end
 
 -- Scores below 100 * 2^40 are priorities above 0.
+local waitingKey = prefix .. 'waiting'
 local prioritizedKey = prefix .. 'prioritized'
 local normal = 100 * 1099511627776
 local function popNext()
@@ -69,36 +73,44 @@ local function popNext()
   return nil
 end
 
+-- Event text for ids, queue and worker names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed.
 for _ = 1, 100 do
   local id = popNext()
   if not id then return 0 end
   local jobKey = prefix .. 'job:' .. id
-  if redis.call('EXISTS', jobKey) == 1 then
+  local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
+                         'attempts', 'seq', 'progress')
+  if job[1] then
     local deadline = now + leaseMs
+    local attempts = (tonumber(job[5]) or 0) + 1
+    local seq = (tonumber(job[6]) or 0) + 1
     redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadline, id)
-    local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
     -- Under a rate limit, started_at is the server time the limit counted.
-    redis.call('HSET', jobKey, 'state', 'active', 'started_at', serverNow, 'worker', worker, 'token', token)
+    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attempts, 'seq', seq, 'started_at', serverNow,
+               'worker', worker, 'token', token, 'lease_until', deadline)
     -- A new attempt starts from nothing, not from the last attempt's progress.
-    redis.call('HDEL', jobKey, 'progress', 'progress_message')
-    local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
+    if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
     if rateLimit > 0 then
       redis.call('ZADD', rateKey, serverNow, id .. ':' .. attempts)
       redis.call('PEXPIRE', rateKey, rateWindow)
     end
-    if (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+    if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
         and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
-    local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
-    local event = cjson.encode({ event = 'active', id = id, queue = queue, state = 'active',
-                                 attempt = attempts, worker = worker, at = now, seq = seq })
+    local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. quote(string.match(prefix, '{([^}]*)}:$'))
+      .. ',"state":"active","attempt":' .. attempts .. ',"worker":' .. quote(worker) .. ',"at":' .. now
+      .. ',"seq":' .. seq .. '}'
     redis.call('PUBLISH', prefix .. 'events', event)
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-    return { id, job[1] or '', job[2] or 'null', attempts, tonumber(job[3]) or 1,
-             tonumber(job[4]) or 0, deadline }
+    return { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0, deadline }
   end
 end
 return 0

@@ -2,7 +2,8 @@
 -- the lease.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>   hash   state -> completed, result, finished_at; token removed
+--   P:{Q}:job:<id>   hash   state -> completed, result, finished_at, seq (read: token,
+--                           lease_until, the deadline)
 --   P:{Q}:active     list   LREM the id
 --   P:{Q}:leases     zset   ZREM the id
 --   P:{Q}:completed  zset   id -> finished_at (ms)
@@ -15,9 +16,12 @@
 -- ARGV[3] -> now, Unix time in ms
 -- ARGV[4] -> result (JSON text)
 -- ARGV[5] -> keep at most this many completed jobs (-1: no count limit); the
---            oldest beyond it are deleted with their records
+--            oldest beyond it are deleted with their records, in batches: with
+--            keep >= 64, checked every 16th completion and up to keep/64 + 16
+--            more may wait for the next batch (none when keep < 64)
 -- Returns: 1 on success; -1 job missing; -2 job not active; -3 lease token
 --          does not match (another claim owns it); -4 lease expired.
+-- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
 local prefix = KEYS[1]
@@ -30,11 +34,13 @@ local keep = tonumber(ARGV[5]) or -1
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback',
+                       'lease_until', 'seq')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[7]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
@@ -50,28 +56,37 @@ local function scheduleCallback(url, finalState)
   if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 end
 
+-- seq is written before the count trim below, which may delete this very record (keep 0).
+local seq = (tonumber(job[8]) or 0) + 1
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
-redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now)
+-- token and lease_until stay: every fenced script checks state = active first.
+redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now, 'seq', seq)
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
-redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
 if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
 if job[6] then scheduleCallback(job[6], 'completed') end
--- seq first: the count trim below may delete this very record (keep 0).
-local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 
-if keep >= 0 then
+-- The count bound is checked on every completion when keep < 64, else on
+-- every 16th (by the completed counter) and with keep/64 of slack.
+if keep >= 0 and (keep < 64 or total % 16 == 0) then
   local excess = redis.call('ZCARD', completedKey) - keep
-  if excess > 0 then
+  if excess > math.floor(keep / 64) then
     local old = redis.call('ZPOPMIN', completedKey, math.min(excess, 100))
-    for i = 1, #old, 2 do redis.call('DEL', prefix .. 'job:' .. old[i]) end
+    local doomed = {}
+    for i = 1, #old, 2 do doomed[#doomed + 1] = prefix .. 'job:' .. old[i] end
+    redis.call('DEL', unpack(doomed))
   end
 end
 
-local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
-                             attempt = tonumber(job[3]), at = now, seq = seq })
+-- Event text for ids and queue names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. quote(queue)
+  .. ',"state":"completed","attempt":' .. (tonumber(job[3]) or 0) .. ',"at":' .. now .. ',"seq":' .. seq .. '}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1

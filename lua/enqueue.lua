@@ -9,7 +9,8 @@
 --   P:{Q}:pseq      string counter that keeps equal priorities in FIFO order
 --   P:{Q}:unique:<key> string the id of the job enqueued with idempotency key <key>
 --   P:{Q}:delayed   zset   id -> run_at (ms)
---   P:{Q}:wake      list   0 or 1 token; idle workers block on it
+--   P:{Q}:wake      list   0 or 1 token; idle workers block on it; pushed when the
+--                          ready set was empty
 --   P:{Q}:stats     hash   counters
 -- ARGV[1] -> job id, "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
 -- ARGV[2] -> job type (handler name)
@@ -24,6 +25,7 @@
 -- Returns: the job id; with a `key` that names a job that still exists, that
 --          job's id (nothing is created); -5 when a job with this id already
 --          exists; -8 on a bad argument.
+-- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -40,21 +42,23 @@ local queue = string.match(prefix, '{([^}]*)}:$')
 if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
 if redis.call('EXISTS', jobKey) == 1 then return -5 end
 
-local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
                  'max_attempts', maxAttempts, 'seq', 1 }
 local priority, key = 0, nil
-for i = 7, #ARGV, 2 do
-  if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
-  if ARGV[i] == 'priority' then
-    priority = tonumber(ARGV[i + 1])
-    if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
-  elseif ARGV[i] == 'key' then
-    key = ARGV[i + 1]
+if #ARGV > 6 then
+  local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
+                    backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
+  for i = 7, #ARGV, 2 do
+    if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+    if ARGV[i] == 'priority' then
+      priority = tonumber(ARGV[i + 1])
+      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
+    elseif ARGV[i] == 'key' then
+      key = ARGV[i + 1]
+    end
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
   end
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
 end
 
 -- Idempotency: the key names the job it made while that job is kept; until it
@@ -75,13 +79,18 @@ if runAt > now then
   redis.call('ZADD', prefix .. 'delayed', runAt, id)
 else
   state = 'waiting'
+  -- A wake token only when the ready set was empty: with jobs already waiting,
+  -- either a token is there or a worker that took one is claiming, and that
+  -- claim passes the token on while jobs remain (claim.lua, ARGV[7]).
+  local first
   if priority == 0 then
-    redis.call('LPUSH', prefix .. 'waiting', id)
+    first = redis.call('LPUSH', prefix .. 'waiting', id) == 1
   else
     local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
     redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+    first = true
   end
-  if redis.call('LLEN', prefix .. 'wake') == 0 then
+  if first and redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end
 end
@@ -90,8 +99,13 @@ fields[#fields + 1] = state
 redis.call('HSET', jobKey, unpack(fields))
 redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
 
-local event = cjson.encode({ event = 'enqueued', id = id, queue = queue, type = jobType,
-                             state = state, at = now, run_at = runAt > now and runAt or nil, seq = 1 })
+-- Event text for ids and names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. quote(queue) .. ',"type":' .. quote(jobType)
+  .. ',"state":"' .. state .. '","at":' .. now .. (runAt > now and (',"run_at":' .. runAt) or '') .. ',"seq":1}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return id

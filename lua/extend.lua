@@ -2,7 +2,7 @@
 -- (a worker's heartbeat), each only if the caller still holds it.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, token (read)
+--   P:{Q}:job:<id>  hash   state, token, cancel_requested (read); lease_until (the deadline)
 --   P:{Q}:leases    zset   id -> new deadline (ms)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this
@@ -20,7 +20,8 @@ local leasesKey = prefix .. 'leases'
 local codes = {}
 for i = 3, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token', 'cancel_requested')
+  local jobKey = prefix .. 'job:' .. id
+  local job = redis.call('HMGET', jobKey, 'state', 'token', 'cancel_requested', 'lease_until')
   local code
   if not job[1] then
     code = -1
@@ -29,11 +30,13 @@ for i = 3, #ARGV - 1, 2 do
   elseif job[2] ~= token then
     code = -3
   else
-    local deadline = tonumber(redis.call('ZSCORE', leasesKey, id))
+    -- lease_until, or the leases set for a record claimed before that field existed.
+    local deadline = tonumber(job[4]) or tonumber(redis.call('ZSCORE', leasesKey, id))
     if not deadline or deadline < now then
       code = -4
     else
       redis.call('ZADD', leasesKey, now + leaseMs, id)
+      redis.call('HSET', jobKey, 'lease_until', now + leaseMs)
       code = job[3] and 2 or 1
     end
   end

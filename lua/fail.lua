@@ -39,11 +39,12 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
-                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback')
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[12]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
@@ -67,7 +68,7 @@ while #errors > 50 do table.remove(errors, 1) end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
+redis.call('HDEL', jobKey, 'token', 'lease_until')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
 
 local event

@@ -2,8 +2,8 @@
 -- holds the lease (a worker whose lease expired cannot report any more).
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq
---   P:{Q}:leases    zset   read: the lease deadline
+--   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq (read: state,
+--                          token, lease_until)
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -26,11 +26,12 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 if not percent or percent < 0 or percent > 100 then return -8 end
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[4]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 redis.call('HSET', jobKey, 'progress', percent, 'progress_message', message)

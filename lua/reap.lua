@@ -67,7 +67,7 @@ for _, id in ipairs(expired) do
     local errors = job[3] and cjson.decode(job[3]) or {}
     errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[4] }
     while #errors > 50 do table.remove(errors, 1) end
-    redis.call('HDEL', jobKey, 'token')
+    redis.call('HDEL', jobKey, 'token', 'lease_until')
     redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
     redis.call('HINCRBY', prefix .. 'stats', 'stalled', 1)
     if attempts >= maxAttempts then
@@ -99,7 +99,7 @@ for _, id in ipairs(tail) do
     redis.call('LREM', activeKey, 1, id)
     local jobKey = prefix .. 'job:' .. id
     if redis.call('EXISTS', jobKey) == 1 then
-      redis.call('HDEL', jobKey, 'token')
+      redis.call('HDEL', jobKey, 'token', 'lease_until')
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('RPUSH', waitingKey, id)
       orphans = orphans + 1

@@ -31,7 +31,7 @@ if job[2] ~= token then return -3 end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
+redis.call('HDEL', jobKey, 'token', 'lease_until')
 local attempts = math.max(0, (tonumber(job[3]) or 1) - 1)
 redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', attempts)
 redis.call('RPUSH', prefix .. 'waiting', id)

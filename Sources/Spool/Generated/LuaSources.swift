@@ -82,7 +82,7 @@ if state == 'active' then
   if job[2] ~= token then return -3 end
   redis.call('LREM', prefix .. 'active', 1, id)
   redis.call('ZREM', prefix .. 'leases', id)
-  redis.call('HDEL', jobKey, 'token')
+  redis.call('HDEL', jobKey, 'token', 'lease_until')
   if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end
 elseif state == 'waiting' then
   if redis.call('LREM', prefix .. 'waiting', 1, id) == 0 then
@@ -120,10 +120,10 @@ return 1
 --   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
 --   P:{Q}:active    list   LPUSH the claimed id
 --   P:{Q}:leases    zset   id -> lease deadline (ms)
---   P:{Q}:job:<id>  hash   state, attempts, worker, token, started_at, seq;
---                          progress and progress_message cleared
+--   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
+--                          seq; progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
---   P:{Q}:wake      list   re-armed while jobs remain, so the next idle worker wakes
+--   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
@@ -132,9 +132,14 @@ return 1
 -- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
 --            ARGV[1]: a worker descheduled between reading its clock and
 --            sending the script must not widen the window
+-- ARGV[7] -> "1" (or absent): the caller woke on a wake token, so pass the
+--            token on to the next idle worker while jobs remain; "0": the
+--            caller is a busy worker claiming right after finishing a job, and
+--            idle workers were already woken when the jobs arrived
 -- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
+-- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -144,9 +149,7 @@ local token = ARGV[3]
 local leaseMs = tonumber(ARGV[4])
 local rateLimit = tonumber(ARGV[5]) or 0
 local rateWindow = tonumber(ARGV[6]) or 1000
-
-local waitingKey = prefix .. 'waiting'
-local queue = string.match(prefix, '{([^}]*)}:$')
+local rearm = ARGV[7] ~= '0'
 
 if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
@@ -163,6 +166,7 @@ if rateLimit > 0 then
 end
 
 -- Scores below 100 * 2^40 are priorities above 0.
+local waitingKey = prefix .. 'waiting'
 local prioritizedKey = prefix .. 'prioritized'
 local normal = 100 * 1099511627776
 local function popNext()
@@ -180,36 +184,44 @@ local function popNext()
   return nil
 end
 
+-- Event text for ids, queue and worker names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed.
 for _ = 1, 100 do
   local id = popNext()
   if not id then return 0 end
   local jobKey = prefix .. 'job:' .. id
-  if redis.call('EXISTS', jobKey) == 1 then
+  local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
+                         'attempts', 'seq', 'progress')
+  if job[1] then
     local deadline = now + leaseMs
+    local attempts = (tonumber(job[5]) or 0) + 1
+    local seq = (tonumber(job[6]) or 0) + 1
     redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadline, id)
-    local attempts = redis.call('HINCRBY', jobKey, 'attempts', 1)
     -- Under a rate limit, started_at is the server time the limit counted.
-    redis.call('HSET', jobKey, 'state', 'active', 'started_at', serverNow, 'worker', worker, 'token', token)
+    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attempts, 'seq', seq, 'started_at', serverNow,
+               'worker', worker, 'token', token, 'lease_until', deadline)
     -- A new attempt starts from nothing, not from the last attempt's progress.
-    redis.call('HDEL', jobKey, 'progress', 'progress_message')
-    local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms')
+    if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
     if rateLimit > 0 then
       redis.call('ZADD', rateKey, serverNow, id .. ':' .. attempts)
       redis.call('PEXPIRE', rateKey, rateWindow)
     end
-    if (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+    if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
         and redis.call('LLEN', prefix .. 'wake') == 0 then
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
-    local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
-    local event = cjson.encode({ event = 'active', id = id, queue = queue, state = 'active',
-                                 attempt = attempts, worker = worker, at = now, seq = seq })
+    local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. quote(string.match(prefix, '{([^}]*)}:$'))
+      .. ',"state":"active","attempt":' .. attempts .. ',"worker":' .. quote(worker) .. ',"at":' .. now
+      .. ',"seq":' .. seq .. '}'
     redis.call('PUBLISH', prefix .. 'events', event)
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-    return { id, job[1] or '', job[2] or 'null', attempts, tonumber(job[3]) or 1,
-             tonumber(job[4]) or 0, deadline }
+    return { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0, deadline }
   end
 end
 return 0
@@ -219,7 +231,8 @@ return 0
 -- the lease.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>   hash   state -> completed, result, finished_at; token removed
+--   P:{Q}:job:<id>   hash   state -> completed, result, finished_at, seq (read: token,
+--                           lease_until, the deadline)
 --   P:{Q}:active     list   LREM the id
 --   P:{Q}:leases     zset   ZREM the id
 --   P:{Q}:completed  zset   id -> finished_at (ms)
@@ -232,9 +245,12 @@ return 0
 -- ARGV[3] -> now, Unix time in ms
 -- ARGV[4] -> result (JSON text)
 -- ARGV[5] -> keep at most this many completed jobs (-1: no count limit); the
---            oldest beyond it are deleted with their records
+--            oldest beyond it are deleted with their records, in batches: with
+--            keep >= 64, checked every 16th completion and up to keep/64 + 16
+--            more may wait for the next batch (none when keep < 64)
 -- Returns: 1 on success; -1 job missing; -2 job not active; -3 lease token
 --          does not match (another claim owns it); -4 lease expired.
+-- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
 local prefix = KEYS[1]
@@ -247,11 +263,13 @@ local keep = tonumber(ARGV[5]) or -1
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback',
+                       'lease_until', 'seq')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[7]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
@@ -267,28 +285,37 @@ local function scheduleCallback(url, finalState)
   if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 end
 
+-- seq is written before the count trim below, which may delete this very record (keep 0).
+local seq = (tonumber(job[8]) or 0) + 1
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
-redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now)
+-- token and lease_until stay: every fenced script checks state = active first.
+redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now, 'seq', seq)
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, now, id)
-redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
 if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
 if job[6] then scheduleCallback(job[6], 'completed') end
--- seq first: the count trim below may delete this very record (keep 0).
-local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 
-if keep >= 0 then
+-- The count bound is checked on every completion when keep < 64, else on
+-- every 16th (by the completed counter) and with keep/64 of slack.
+if keep >= 0 and (keep < 64 or total % 16 == 0) then
   local excess = redis.call('ZCARD', completedKey) - keep
-  if excess > 0 then
+  if excess > math.floor(keep / 64) then
     local old = redis.call('ZPOPMIN', completedKey, math.min(excess, 100))
-    for i = 1, #old, 2 do redis.call('DEL', prefix .. 'job:' .. old[i]) end
+    local doomed = {}
+    for i = 1, #old, 2 do doomed[#doomed + 1] = prefix .. 'job:' .. old[i] end
+    redis.call('DEL', unpack(doomed))
   end
 end
 
-local event = cjson.encode({ event = 'completed', id = id, queue = queue, state = 'completed',
-                             attempt = tonumber(job[3]), at = now, seq = seq })
+-- Event text for ids and queue names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. quote(queue)
+  .. ',"state":"completed","attempt":' .. (tonumber(job[3]) or 0) .. ',"at":' .. now .. ',"seq":' .. seq .. '}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
@@ -305,7 +332,8 @@ return 1
 --   P:{Q}:pseq      string counter that keeps equal priorities in FIFO order
 --   P:{Q}:unique:<key> string the id of the job enqueued with idempotency key <key>
 --   P:{Q}:delayed   zset   id -> run_at (ms)
---   P:{Q}:wake      list   0 or 1 token; idle workers block on it
+--   P:{Q}:wake      list   0 or 1 token; idle workers block on it; pushed when the
+--                          ready set was empty
 --   P:{Q}:stats     hash   counters
 -- ARGV[1] -> job id, "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
 -- ARGV[2] -> job type (handler name)
@@ -320,6 +348,7 @@ return 1
 -- Returns: the job id; with a `key` that names a job that still exists, that
 --          job's id (nothing is created); -5 when a job with this id already
 --          exists; -8 on a bad argument.
+-- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -336,21 +365,23 @@ local queue = string.match(prefix, '{([^}]*)}:$')
 if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
 if redis.call('EXISTS', jobKey) == 1 then return -5 end
 
-local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
                  'max_attempts', maxAttempts, 'seq', 1 }
 local priority, key = 0, nil
-for i = 7, #ARGV, 2 do
-  if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
-  if ARGV[i] == 'priority' then
-    priority = tonumber(ARGV[i + 1])
-    if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
-  elseif ARGV[i] == 'key' then
-    key = ARGV[i + 1]
+if #ARGV > 6 then
+  local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
+                    backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
+  for i = 7, #ARGV, 2 do
+    if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
+    if ARGV[i] == 'priority' then
+      priority = tonumber(ARGV[i + 1])
+      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
+    elseif ARGV[i] == 'key' then
+      key = ARGV[i + 1]
+    end
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
   end
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
 end
 
 -- Idempotency: the key names the job it made while that job is kept; until it
@@ -371,13 +402,18 @@ if runAt > now then
   redis.call('ZADD', prefix .. 'delayed', runAt, id)
 else
   state = 'waiting'
+  -- A wake token only when the ready set was empty: with jobs already waiting,
+  -- either a token is there or a worker that took one is claiming, and that
+  -- claim passes the token on while jobs remain (claim.lua, ARGV[7]).
+  local first
   if priority == 0 then
-    redis.call('LPUSH', prefix .. 'waiting', id)
+    first = redis.call('LPUSH', prefix .. 'waiting', id) == 1
   else
     local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
     redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+    first = true
   end
-  if redis.call('LLEN', prefix .. 'wake') == 0 then
+  if first and redis.call('LLEN', prefix .. 'wake') == 0 then
     redis.call('LPUSH', prefix .. 'wake', '1')
   end
 end
@@ -386,8 +422,13 @@ fields[#fields + 1] = state
 redis.call('HSET', jobKey, unpack(fields))
 redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
 
-local event = cjson.encode({ event = 'enqueued', id = id, queue = queue, type = jobType,
-                             state = state, at = now, run_at = runAt > now and runAt or nil, seq = 1 })
+-- Event text for ids and names: quoted, escaped only when needed.
+local function quote(s)
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. quote(queue) .. ',"type":' .. quote(jobType)
+  .. ',"state":"' .. state .. '","at":' .. now .. (runAt > now and (',"run_at":' .. runAt) or '') .. ',"seq":1}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return id
@@ -397,7 +438,7 @@ return id
 -- (a worker's heartbeat), each only if the caller still holds it.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, token (read)
+--   P:{Q}:job:<id>  hash   state, token, cancel_requested (read); lease_until (the deadline)
 --   P:{Q}:leases    zset   id -> new deadline (ms)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this
@@ -415,7 +456,8 @@ local leasesKey = prefix .. 'leases'
 local codes = {}
 for i = 3, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'token', 'cancel_requested')
+  local jobKey = prefix .. 'job:' .. id
+  local job = redis.call('HMGET', jobKey, 'state', 'token', 'cancel_requested', 'lease_until')
   local code
   if not job[1] then
     code = -1
@@ -424,11 +466,13 @@ for i = 3, #ARGV - 1, 2 do
   elseif job[2] ~= token then
     code = -3
   else
-    local deadline = tonumber(redis.call('ZSCORE', leasesKey, id))
+    -- lease_until, or the leases set for a record claimed before that field existed.
+    local deadline = tonumber(job[4]) or tonumber(redis.call('ZSCORE', leasesKey, id))
     if not deadline or deadline < now then
       code = -4
     else
       redis.call('ZADD', leasesKey, now + leaseMs, id)
+      redis.call('HSET', jobKey, 'lease_until', now + leaseMs)
       code = job[3] and 2 or 1
     end
   end
@@ -478,11 +522,12 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
-                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback')
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[12]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
@@ -506,7 +551,7 @@ while #errors > 50 do table.remove(errors, 1) end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
+redis.call('HDEL', jobKey, 'token', 'lease_until')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
 
 local event
@@ -588,8 +633,8 @@ return changed
 -- holds the lease (a worker whose lease expired cannot report any more).
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq
---   P:{Q}:leases    zset   read: the lease deadline
+--   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq (read: state,
+--                          token, lease_until)
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -612,11 +657,12 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 if not percent or percent < 0 or percent > 100 then return -8 end
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts')
+local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
-local deadline = tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
+-- lease_until, or the leases set for a record claimed before that field existed.
+local deadline = tonumber(job[4]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
 if not deadline or deadline < now then return -4 end
 
 redis.call('HSET', jobKey, 'progress', percent, 'progress_message', message)
@@ -822,7 +868,7 @@ for _, id in ipairs(expired) do
     local errors = job[3] and cjson.decode(job[3]) or {}
     errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[4] }
     while #errors > 50 do table.remove(errors, 1) end
-    redis.call('HDEL', jobKey, 'token')
+    redis.call('HDEL', jobKey, 'token', 'lease_until')
     redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
     redis.call('HINCRBY', prefix .. 'stats', 'stalled', 1)
     if attempts >= maxAttempts then
@@ -854,7 +900,7 @@ for _, id in ipairs(tail) do
     redis.call('LREM', activeKey, 1, id)
     local jobKey = prefix .. 'job:' .. id
     if redis.call('EXISTS', jobKey) == 1 then
-      redis.call('HDEL', jobKey, 'token')
+      redis.call('HDEL', jobKey, 'token', 'lease_until')
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('RPUSH', waitingKey, id)
       orphans = orphans + 1
@@ -903,7 +949,7 @@ if job[2] ~= token then return -3 end
 
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
-redis.call('HDEL', jobKey, 'token')
+redis.call('HDEL', jobKey, 'token', 'lease_until')
 local attempts = math.max(0, (tonumber(job[3]) or 1) - 1)
 redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', attempts)
 redis.call('RPUSH', prefix .. 'waiting', id)
