@@ -52,15 +52,46 @@ public struct JobContext: Sendable {
     }
 }
 
-/// Shared between a running job, the heartbeat and the cancel listener.
+/// Shared between a running job, the heartbeat, the cancel listener and the
+/// timers that may stop it.
 final class LeaseState: Sendable {
     private let flag = Atomic<Bool>(false)
     private let cancel = Atomic<Bool>(false)
+    // Why the handler was stopped before it returned (the first reason wins),
+    // and the handler's task, cancelled when a reason comes.
+    private let stop = Mutex<(reason: Worker.Outcome?, task: Task<Worker.Outcome, Never>?)>((nil, nil))
+
     var lost: Bool { flag.load(ordering: .relaxed) }
     func markLost() { flag.store(true, ordering: .relaxed) }
     /// Someone asked for the job to be cancelled (cancel.lua).
     var cancelRequested: Bool { cancel.load(ordering: .relaxed) }
-    func requestCancel() { cancel.store(true, ordering: .relaxed) }
+    func requestCancel() {
+        cancel.store(true, ordering: .relaxed)
+        interrupt(.cancelled)
+    }
+
+    /// Stops the handler with `reason` as the attempt's outcome, unless it has
+    /// already been stopped.
+    func interrupt(_ reason: Worker.Outcome) {
+        let task = stop.withLock { s -> Task<Worker.Outcome, Never>? in
+            guard s.reason == nil else { return nil }
+            s.reason = reason
+            return s.task
+        }
+        task?.cancel()
+    }
+
+    /// The handler's task; cancelled at once if a reason came first.
+    func attach(_ task: Task<Worker.Outcome, Never>) {
+        let early = stop.withLock { s in
+            s.task = task
+            return s.reason != nil
+        }
+        if early { task.cancel() }
+    }
+
+    /// The reason the handler was stopped, if it was.
+    var interruption: Worker.Outcome? { stop.withLock { $0.reason } }
 }
 
 /// An error a handler throws to control what happens to the attempt.

@@ -9,15 +9,8 @@
 /// hex digits, so ids sort by creation time.
 public enum JobID {
     public static func make(queue: String, nowMillis: Int) -> String {
-        var bytes = [UInt8](repeating: 0, count: 5)
-        fillRandom(&bytes)
-        let time = String(nowMillis, radix: 16)
-        let padded = String(repeating: "0", count: max(0, 12 - time.count)) + time
-        return queue + "." + padded
-            + bytes.map { b in
-                let s = String(b, radix: 16)
-                return s.count == 1 ? "0" + s : s
-            }.joined()
+        var g = SystemRandomNumberGenerator()
+        return queue + "." + hex(UInt64(max(0, nowMillis)), digits: 12) + hex(g.next() & 0xFF_FFFF_FFFF, digits: 10)
     }
 
     /// The queue part of an id, or nil when the id has no valid queue or suffix.
@@ -34,18 +27,29 @@ public enum JobID {
         return queue
     }
 
-    /// A random token in hex (lease tokens, worker ids).
+    /// A random token in hex (lease tokens, worker ids): 2 × `bytes` digits.
     public static func randomHex(bytes count: Int) -> String {
-        var bytes = [UInt8](repeating: 0, count: count)
-        fillRandom(&bytes)
-        return bytes.map { b in
-            let s = String(b, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
+        var g = SystemRandomNumberGenerator()
+        var text = ""
+        var left = count
+        while left > 0 {
+            let n = min(8, left)
+            text += hex(n == 8 ? g.next() : g.next() & ((1 << (8 * UInt64(n))) - 1), digits: 2 * n)
+            left -= n
+        }
+        return text
     }
 
-    private static func fillRandom(_ bytes: inout [UInt8]) {
-        var g = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &g) }
+    /// `value` in lowercase hex, zero-padded to `digits` (the low digits if it is longer).
+    static func hex(_ value: UInt64, digits: Int) -> String {
+        String(unsafeUninitializedCapacity: digits) { buffer in
+            var v = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                let nibble = UInt8(truncatingIfNeeded: v & 0xF)
+                buffer[i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+                v >>= 4
+            }
+            return digits
+        }
     }
 }

@@ -15,16 +15,16 @@ extension Worker {
             do {
                 var claimed = next
                 next = nil
-                if claimed == nil { claimed = try await claimNext(slot.redis, rateLimited: &rateLimited) }
+                if claimed == nil { claimed = try await claimNext(rateLimited: &rateLimited) }
                 if let claimed {
                     outage.succeeded()
-                    next = await process(claimed, on: slot.redis)
+                    next = await process(claimed)
                 } else if let soonest = rateLimited.values.filter({ $0 > .now }).min() {
                     // Rate limited: sleep until the window has room rather than spin.
                     let cap = ContinuousClock.now.advanced(by: .seconds(configuration.blockSeconds))
                     try? await Task.sleep(until: min(soonest, cap), clock: .continuous)
                 } else {
-                    try await waitForWork(slot)
+                    next = try await waitForWork(slot)
                     outage.succeeded()
                 }
                 backoff.reset()
@@ -35,7 +35,7 @@ extension Worker {
             }
         }
         // Claimed in the same round trip as stop() came: hand it straight back.
-        if let next { _ = await store(.released("worker stopping"), of: next, on: slot.redis, log: logger, claimAfter: false) }
+        if let next { _ = await store(.released("worker stopping"), of: next, claimAfter: false) }
     }
 
     struct Claimed: Sendable {
@@ -51,12 +51,13 @@ extension Worker {
 
     /// Claims from the queues in `claimOrder()`; nil when none has a job for us.
     /// A rate-limited queue is skipped until its window has room.
-    func claimNext(_ redis: RedisClient, rateLimited: inout [String: ContinuousClock.Instant]) async throws -> Claimed? {
+    func claimNext(rateLimited: inout [String: ContinuousClock.Instant]) async throws -> Claimed? {
         for queue in options.claimOrder() {
             if isStopping { return nil }
             if let until = rateLimited[queue], until > .now { continue }
-            let call = claimCall(queue)
-            let reply = try await redis.eval(Scripts.claim, keys: call.keys, args: call.args)
+            let call = claimCall(queue, rearm: true)
+            let reply = try await commands.send([call.redisCall])[0]
+            if case .error(let message) = reply { throw RedisError(.server, message) }
             if let a = reply.array, a.count == 2, a[0].int == -10 {
                 rateLimited[queue] = ContinuousClock.now.advanced(by: .milliseconds(a[1].int ?? 10))
                 continue
@@ -69,17 +70,20 @@ extension Worker {
     struct ClaimCall {
         let queue: String
         let token: String
-        let keys: [String]
-        let args: [String]
+        let redisCall: RedisCall
     }
 
-    /// claim.lua's arguments for `queue`, with a fresh lease token.
-    func claimCall(_ queue: String) -> ClaimCall {
+    /// claim.lua's call for `queue`, with a fresh lease token. `rearm`: pass the
+    /// wake token on while jobs remain; false when claiming right after storing
+    /// an outcome (idle workers were woken when the jobs came).
+    func claimCall(_ queue: String, rearm: Bool) -> ClaimCall {
         let token = JobID.randomHex(bytes: 12)
         let policy = configuration.policy(for: queue)
-        var args = [String(clock.nowMillis()), id, token, String(leaseMs(queue))]
-        if policy.rateLimit > 0 { args += [String(policy.rateLimit), String(Int(policy.rateInterval * 1000))] }
-        return ClaimCall(queue: queue, token: token, keys: [queuePrefix(queue)], args: args)
+        let args = [
+            String(clock.nowMillis()), id, token, String(leaseMs(queue)),
+            String(policy.rateLimit), String(Int(policy.rateInterval * 1000)), rearm ? "1" : "0",
+        ]
+        return ClaimCall(queue: queue, token: token, redisCall: .script(Scripts.claim, keys: [queuePrefix(queue)], args: args))
     }
 
     /// The job in a claim reply; nil for "nothing", paused or rate-limited.
@@ -90,20 +94,32 @@ extension Worker {
             attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: call.token)
     }
 
-    /// Blocks until a queue's wake token arrives or `blockSeconds` pass.
-    func waitForWork(_ slot: Slot) async throws {
+    /// Blocks until a queue's wake token arrives or `blockSeconds` pass. On a
+    /// token, claims from that queue on the same connection in the same
+    /// dispatch block: an idle worker starts a new job with no thread hop
+    /// between the wake-up and the claim.
+    func waitForWork(_ slot: Slot) async throws -> Claimed? {
         let wakeKeys = options.queues.map { QueueKeys(prefix: configuration.prefix, queue: $0).wake }
         let seconds = min(configuration.blockSeconds, configuration.timeouts.command - 1)
         let timeout = String(format: "%.3f", max(0.01, seconds))
-        try await slot.redis.withConnection { conn in
+        return try await slot.redis.withConnection { conn -> Claimed? in
             let stop = slot.parked.withLock { parked in
                 if self.isStopping { return true }
                 parked = true
                 return false
             }
-            if stop { return }
-            defer { slot.parked.withLock { $0 = false } }
-            _ = try conn.command(["BLPOP"] + wakeKeys + [timeout])
+            if stop { return nil }
+            let woke: RedisValue
+            do {
+                defer { slot.parked.withLock { $0 = false } }
+                woke = try conn.command(["BLPOP"] + wakeKeys + [timeout])
+            }
+            guard !self.isStopping, let key = woke.array?.first?.string, let index = wakeKeys.firstIndex(of: key) else { return nil }
+            let call = self.claimCall(self.options.queues[index], rearm: true)
+            let reply = try conn.run([call.redisCall])[0]
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+            // Nothing, paused or rate-limited: the loop's next claim sorts it out.
+            return self.parseClaim(reply, call)
         }
     }
 
@@ -120,46 +136,61 @@ extension Worker {
 
     /// Runs one job and stores its outcome; returns the next job when the
     /// store's round trip also claimed one.
-    func process(_ job: Claimed, on redis: RedisClient) async -> Claimed? {
-        var log = logger
-        log[metadataKey: "job"] = "\(job.id)"
-        log[metadataKey: "queue"] = "\(job.queue)"
-        log[metadataKey: "attempt"] = "\(job.attempt)"
+    func process(_ job: Claimed) async -> Claimed? {
         let lease = LeaseState()
-        running.withLock { $0[job.id] = RunningJob(id: job.id, queue: job.queue, token: job.token, lease: lease) }
-        defer { _ = running.withLock { $0.removeValue(forKey: job.id) } }
+        let policyTimeout = configuration.policy(for: job.queue).jobTimeout
+        let timeout = job.timeoutMs > 0 ? Double(job.timeoutMs) / 1000 : policyTimeout
+        let entry = RunningJob(
+            id: job.id, queue: job.queue, token: job.token, lease: lease, timeout: timeout,
+            deadline: timeout > 0 ? ContinuousClock.now.advanced(by: .seconds(timeout)) : nil)
+        if startRunning(entry) { lease.requestCancel() }
 
-        log.debug("job started", metadata: ["type": "\(job.type)"])
-        let reporter = ProgressReporter { [self, log] percent, message in
-            await self.sendProgress(job, percent, message, lease: lease, on: redis, log: log)
+        if logger.logLevel <= .debug { jobLogger(job).debug("job started", metadata: ["type": "\(job.type)"]) }
+        let reporter = ProgressReporter { [self] percent, message in
+            await self.sendProgress(job, percent, message, lease: lease)
         }
         let outcome = await execute(job, lease: lease, reporter: reporter)
         await reporter.finish()
+        // Out of `running` before the outcome is stored, so the heartbeat does
+        // not renew a lease that the store is about to end.
+        _ = running.withLock { $0.removeValue(forKey: job.id) }
         switch outcome {
         case .completed: counters.withLock { $0.processed += 1 }
         case .failed(let message, _):
             counters.withLock { $0.failed += 1 }
-            log.warning("attempt failed", metadata: ["error": "\(message)"])
+            jobLogger(job).warning("attempt failed", metadata: ["error": "\(message)"])
         case .released(let why):
-            log.notice("releasing the job", metadata: ["why": "\(why)"])
+            jobLogger(job).notice("releasing the job", metadata: ["why": "\(why)"])
         case .cancelled:
-            log.notice("job stopped: cancelled")
+            jobLogger(job).notice("job stopped: cancelled")
         }
-        return await store(outcome, of: job, on: redis, log: log, claimAfter: true)
+        return await store(outcome, of: job, claimAfter: true)
+    }
+
+    /// The worker's logger with the job's id, queue and attempt; made only
+    /// when something is logged, not for every job.
+    func jobLogger(_ job: Claimed) -> Logger {
+        var log = logger
+        log[metadataKey: "job"] = "\(job.id)"
+        log[metadataKey: "queue"] = "\(job.queue)"
+        log[metadataKey: "attempt"] = "\(job.attempt)"
+        return log
     }
 
     /// Stores and publishes one progress value (progress.lua, fenced by the lease).
-    func sendProgress(_ job: Claimed, _ percent: Double, _ message: String, lease: LeaseState, on redis: RedisClient, log: Logger) async {
+    func sendProgress(_ job: Claimed, _ percent: Double, _ message: String, lease: LeaseState) async {
         let keys = [QueueKeys(prefix: configuration.prefix, queue: job.queue).prefix]
         let args = [job.id, job.token, String(clock.nowMillis()), String(percent), message]
         do {
-            let code = try await redis.eval(Scripts.progress, keys: keys, args: args).int ?? 0
+            let reply = try await commands.send([.script(Scripts.progress, keys: keys, args: args)])[0]
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+            let code = reply.int ?? 0
             if code < 0 && !lease.lost {
                 lease.markLost()
-                log.warning("progress rejected: \(SpoolError.script(code: code, "progress", queue: job.queue, job: job.id).message)")
+                jobLogger(job).warning("progress rejected: \(SpoolError.script(code: code, "progress", queue: job.queue, job: job.id).message)")
             }
         } catch {
-            log.debug("progress not stored", metadata: ["error": "\(error)"])
+            jobLogger(job).debug("progress not stored", metadata: ["error": "\(error)"])
         }
     }
 
@@ -171,46 +202,54 @@ extension Worker {
         let context = JobContext(
             id: job.id, queue: job.queue, type: job.type, payload: job.payload,
             attempt: job.attempt, maxAttempts: job.maxAttempts, workerID: id, lease: lease, reporter: reporter)
-        let policyTimeout = configuration.policy(for: job.queue).jobTimeout
-        let timeout = job.timeoutMs > 0 ? Double(job.timeoutMs) / 1000 : policyTimeout
-        return await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask {
-                do {
-                    let result = try await handler(context) ?? "null"
-                    return .completed(JSONCheck.isValid(result) ? result : JSONCheck.quote(result))
-                } catch let failure as JobFailure {
-                    return .failed(failure.message, retryable: failure.retryable)
-                } catch {
-                    return .failed("\(error)", retryable: true)
-                }
+        // The handler runs in its own task; a timeout or the end of the grace
+        // period (both found by `deadlineLoop`) or a cancel request cancels it
+        // and decides the outcome, whatever the handler returns after that.
+        let task = Task { () -> Outcome in
+            do {
+                let result = try await handler(context) ?? "null"
+                return .completed(JSONCheck.isValid(result) ? result : JSONCheck.quote(result))
+            } catch let failure as JobFailure {
+                return .failed(failure.message, retryable: failure.retryable)
+            } catch {
+                return .failed("\(error)", retryable: true)
             }
-            if timeout > 0 {
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(timeout))
-                    if Task.isCancelled { return nil }
-                    return .failed("timed out after \(Self.seconds(timeout))", retryable: true)
-                }
-            }
-            group.addTask {
-                // A cancel request stops the handler; so does the end of the
-                // grace period at shutdown, and then the job is handed back.
-                while true {
-                    if lease.cancelRequested { return .cancelled }
-                    if self.graceExpired { return .released("worker shutting down; the grace period of \(Self.seconds(self.options.grace)) ran out") }
-                    do { try await Task.sleep(for: .milliseconds(50)) } catch { return nil }
-                }
-            }
-            var outcome: Outcome?
-            while outcome == nil, let next = await group.next() { outcome = next }
-            group.cancelAll()
-            return outcome ?? .failed("handler ended without an outcome", retryable: true)
         }
+        lease.attach(task)
+        if graceExpired { lease.interrupt(graceOutcome) }
+        let outcome = await task.value
+        return lease.interruption ?? outcome
+    }
+
+    /// Stops jobs that ran past their timeout, and at shutdown those still
+    /// running when the grace period ends. One loop for the process rather
+    /// than a timer per job: a tick every 100 ms bounds how late a timeout is.
+    func deadlineLoop() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
+            let jobs = running.withLock { Array($0.values) }
+            if jobs.isEmpty { continue }
+            let now = ContinuousClock.now
+            let graceOver = graceExpired
+            for job in jobs {
+                if graceOver {
+                    job.lease.interrupt(graceOutcome)
+                } else if let deadline = job.deadline, deadline <= now {
+                    job.lease.interrupt(.failed("timed out after \(Self.seconds(job.timeout))", retryable: true))
+                }
+            }
+        }
+    }
+
+    /// What a job still running when the grace period ends becomes.
+    var graceOutcome: Outcome {
+        .released("worker shutting down; the grace period of \(Self.seconds(options.grace)) ran out")
     }
 
     /// Stores the outcome, retrying through Redis outages until it is stored or
     /// the lease is known to be gone. With `claimAfter`, the same pipelined
     /// write also claims the next job (one round trip per job under load).
-    func store(_ outcome: Outcome, of job: Claimed, on redis: RedisClient, log: Logger, claimAfter: Bool) async -> Claimed? {
+    func store(_ outcome: Outcome, of job: Claimed, claimAfter: Bool) async -> Claimed? {
         let keys = [queuePrefix(job.queue)]
         let policy = configuration.policy(for: job.queue)
         var backoff = Backoff(base: 0.05, cap: 1)
@@ -231,26 +270,20 @@ extension Worker {
             case .cancelled:
                 (script, args) = (Scripts.cancel, [job.id, String(now), "", job.token])
             }
-            let claim = claimAfter && !isStopping ? options.claimOrder().first.map(claimCall) : nil
+            let claim = claimAfter && !isStopping ? options.claimOrder().first.map { claimCall($0, rearm: false) } : nil
             do {
-                let replies = try await redis.withConnection { conn -> [RedisValue] in
-                    var calls = [(script, keys, args)]
-                    if let claim { calls.append((Scripts.claim, claim.keys, claim.args)) }
-                    var replies = try conn.pipeline(calls.map { RedisConnection.evalshaCommand($0.0, keys: $0.1, args: $0.2) })
-                    // Not run when the server lacked the script: load it and run that call again.
-                    for i in replies.indices {
-                        if case .error(let message) = replies[i], message.hasPrefix("NOSCRIPT") {
-                            replies[i] = try conn.eval(calls[i].0, keys: calls[i].1, args: calls[i].2)
-                        }
-                    }
-                    return replies
-                }
-                report(outcome, replies[0], job, log)
+                var calls = [RedisCall.script(script, keys: keys, args: args)]
+                if let claim { calls.append(claim.redisCall) }
+                let replies = try await commands.send(calls)
+                // An error reply (LOADING after a restart, a failover's
+                // READONLY) is not the script's answer: store again.
+                if case .error(let message) = replies[0] { throw RedisError(.server, message) }
+                report(outcome, replies[0], job)
                 if let claim, replies.count > 1 { return parseClaim(replies[1], claim) }
                 return nil
             } catch {
                 if now > giveUpAt {
-                    log.error("could not store the outcome before the lease ran out; the job will be redelivered", metadata: ["error": "\(error)"])
+                    jobLogger(job).error("could not store the outcome before the lease ran out; the job will be redelivered", metadata: ["error": "\(error)"])
                     return nil
                 }
                 try? await Task.sleep(for: .seconds(backoff.next()))
@@ -259,16 +292,19 @@ extension Worker {
     }
 
     /// Logs what the outcome script said.
-    private func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed, _ log: Logger) {
+    private func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed) {
+        let log = { self.jobLogger(job) }
         func rejected(_ what: String, _ operation: String, _ code: Int?) {
-            log.warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
+            log().warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
         }
         switch outcome {
         case .completed:
-            if reply.int == 1 { log.debug("job completed") } else { rejected("completion", "complete", reply.int) }
+            if reply.int == 1 {
+                if logger.logLevel <= .debug { log().debug("job completed") }
+            } else { rejected("completion", "complete", reply.int) }
         case .failed(let message, _):
             if let status = reply.array?.first?.int {
-                if status == 2 { log.warning("job is dead", metadata: ["error": "\(message)"]) }
+                if status == 2 { log().warning("job is dead", metadata: ["error": "\(message)"]) }
             } else {
                 rejected("failure report", "fail", reply.int)
             }

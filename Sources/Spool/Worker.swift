@@ -78,7 +78,15 @@ public final class Worker: Sendable {
 
     private let stopRequested = Mutex<ContinuousClock.Instant?>(nil)
     let running = Mutex<[String: RunningJob]>([:])
+    /// Cancel requests for jobs not (yet) in `running`, with when they came;
+    /// locked only inside `running`'s lock.
+    let earlyCancels = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Workers serving each queue, from the registry heartbeat.
+    let peers = Mutex<[String: Int]>([:])
     let slots: [Slot]
+    /// Claims, outcomes and progress from every slot share this connection, so
+    /// slots finishing together share one write (see ``RedisClient/send(_:)``).
+    let commands: RedisClient
     let counters = Mutex<(processed: Int, failed: Int)>((0, 0))
 
     struct RunningJob: Sendable {
@@ -86,9 +94,13 @@ public final class Worker: Sendable {
         let queue: String
         let token: String
         let lease: LeaseState
+        /// Seconds the job may run (0: no limit), and when that runs out.
+        let timeout: Double
+        let deadline: ContinuousClock.Instant?
     }
 
-    /// One claim loop's connection, and whether it is parked in a blocking wait.
+    /// One claim loop's connection for blocking waits (a blocked connection
+    /// cannot carry other calls), and whether it is parked in one.
     final class Slot: Sendable {
         let redis: RedisClient
         let parked = Mutex<Bool>(false)
@@ -128,6 +140,7 @@ public final class Worker: Sendable {
         self.logger = logger
         self.outage = OutageLog(logger: logger)
         self.client = SpoolClient(configuration: configuration, clock: clock, label: "spool.worker.housekeeping")
+        self.commands = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.commands")
         self.slots = (0..<options.concurrency).map { n in
             Slot(redis: RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.slot\(n)"))
         }
@@ -177,6 +190,7 @@ public final class Worker: Sendable {
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.heartbeatLoop() }
             background.addTask { await self.housekeepingLoop() }
+            background.addTask { await self.deadlineLoop() }
             await withTaskGroup(of: Void.self) { group in
                 for slot in slots { group.addTask { await self.slotLoop(slot) } }
             }
@@ -184,6 +198,7 @@ public final class Worker: Sendable {
         }
         await deregister()
         for slot in slots { slot.redis.close() }
+        commands.close()
         client.redis.close()
         logger.info("worker stopped", metadata: ["processed": "\(processedCount)", "failed": "\(failedCount)"])
     }
@@ -201,9 +216,28 @@ public final class Worker: Sendable {
 
     /// Marks a running job for cancellation; its slot stops the handler.
     func requestCancel(_ id: String) {
-        guard let job = running.withLock({ $0[id] }), !job.lease.cancelRequested else { return }
+        // A request may come between the claim and the job's entry in
+        // `running`: kept for a moment, `process` applies it when it starts.
+        let job = running.withLock { jobs -> RunningJob? in
+            if let job = jobs[id] { return job }
+            let now = ContinuousClock.now
+            earlyCancels.withLock { early in
+                early = early.filter { $0.value.duration(to: now) < .seconds(10) }
+                if early.count < 10_000 { early[id] = now }
+            }
+            return nil
+        }
+        guard let job, !job.lease.cancelRequested else { return }
         job.lease.requestCancel()
         logger.notice("cancel requested; stopping the job", metadata: ["job": "\(id)", "queue": "\(job.queue)"])
+    }
+
+    /// Adds a job to `running`; true when a cancel request for it came first.
+    func startRunning(_ job: RunningJob) -> Bool {
+        running.withLock { jobs in
+            jobs[job.id] = job
+            return earlyCancels.withLock { $0.removeValue(forKey: job.id) != nil }
+        }
     }
 
     func leaseMs(_ queue: String) -> Int {
