@@ -45,6 +45,9 @@ public struct QueueKeys: Sendable, Hashable {
     public var paused: String { prefix + "paused" }
     /// hash: counters (enqueued, completed, failed, dead, stalled).
     public var stats: String { prefix + "stats" }
+    /// zset: worker id -> last heartbeat (ms) of the workers serving this
+    /// queue; paces housekeeping so that its cost does not grow with them.
+    public var workers: String { prefix + "workers" }
     /// pub/sub channel: every event of the queue.
     public var events: String { prefix + "events" }
     /// pub/sub channel: the events of one job.

@@ -53,22 +53,42 @@ extension Worker {
             "concurrency", String(options.concurrency), "jobs", jobs.joined(separator: ","),
             "processed", String(processed), "failed", String(failed), "started_at", String(startedAt), "last_seen", String(now),
         ]
-        let commands = [
+        var commands = [
             ["HSET", keys.worker(id)] + fields,
             ["PEXPIRE", keys.worker(id), String(Self.registryTTL * 1000)],
             ["ZADD", keys.workers, String(now), id],
         ]
+        // Per queue: this worker's heartbeat, stale entries dropped, and how
+        // many workers serve the queue now (read back for `queuePeers`).
+        let since = String(now - Self.registryTTL * 1000)
+        for queue in options.queues {
+            let set = QueueKeys(prefix: configuration.prefix, queue: queue).workers
+            commands += [
+                ["ZADD", set, String(now), id],
+                ["ZREMRANGEBYSCORE", set, "-inf", "(" + since],
+                ["PEXPIRE", set, String(Self.registryTTL * 1000)],
+                ["ZCARD", set],
+            ]
+        }
         do {
-            _ = try await redis.pipeline(commands)
+            let replies = try await redis.pipeline(commands)
+            let counts = stride(from: 6, to: replies.count, by: 4).map { max(1, replies[$0].int ?? 1) }
+            peers.withLock { peers in
+                for (queue, n) in zip(options.queues, counts) { peers[queue] = n }
+            }
         } catch {
             outage.failed(error)
         }
     }
 
+    /// Workers serving `queue` at the last heartbeat, this one included (1 until known).
+    func queuePeers(_ queue: String) -> Int { peers.withLock { $0[queue] ?? 1 } }
+
     /// Removes this worker's entry (on a clean stop).
     func deregister() async {
         let keys = GlobalKeys(prefix: configuration.prefix)
-        _ = try? await client.redis.pipeline([["DEL", keys.worker(id)], ["ZREM", keys.workers, id]])
+        let queueSets = options.queues.map { ["ZREM", QueueKeys(prefix: configuration.prefix, queue: $0).workers, id] }
+        _ = try? await client.redis.pipeline([["DEL", keys.worker(id)], ["ZREM", keys.workers, id]] + queueSets)
     }
 }
 
