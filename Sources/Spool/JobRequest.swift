@@ -48,10 +48,10 @@ public struct JobRequest: Sendable, Equatable {
         guard size <= payloadLimit else {
             throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is \(size) bytes, over the limit of \(payloadLimit) (payload_limit)")
         }
-        do {
-            _ = try JSONSerialization.jsonObject(with: Data(payload.utf8), options: [.fragmentsAllowed])
-        } catch {
-            throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is not valid JSON: \(JSONCheck.reason(error))")
+        guard JSONValidator.isValid(payload) else {
+            // Only a rejected payload pays for Foundation's parse, for its message.
+            let reason = JSONCheck.parseError(payload).map { ": \($0)" } ?? ""
+            throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is not valid JSON\(reason)")
         }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw bad("max attempts must be between 1 and 1000") }
         if let timeout, !(timeout > 0 && timeout <= 7 * 86400) { throw bad("timeout must be between 0 and 604800 seconds") }
@@ -79,15 +79,57 @@ enum JSONCheck {
         return ns.localizedDescription
     }
 
-    static func isValid(_ text: String) -> Bool {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+    /// Why Foundation rejects `text`, or nil if it accepts it.
+    static func parseError(_ text: String) -> String? {
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            return nil
+        } catch {
+            return reason(error)
+        }
     }
 
-    /// `text` as a JSON string literal.
+    static func isValid(_ text: String) -> Bool {
+        JSONValidator.isValid(text)
+    }
+
+    /// `text` as a JSON string literal, quotes included. Escapes `"`, `\` and
+    /// control characters only (`/` and non-ASCII stay as they are).
     static func quote(_ text: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
-        let array = String(decoding: data, as: UTF8.self)
-        return String(array.dropFirst().dropLast())
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 2)
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 { appendEscaped(byte, to: &out) }
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to out: inout [UInt8]) {
+        let short: UInt8? =
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): byte
+            case 0x08: UInt8(ascii: "b")
+            case 0x0C: UInt8(ascii: "f")
+            case 0x0A: UInt8(ascii: "n")
+            case 0x0D: UInt8(ascii: "r")
+            case 0x09: UInt8(ascii: "t")
+            default: nil
+            }
+        if let short {
+            out.append(UInt8(ascii: "\\"))
+            out.append(short)
+        } else if byte < 0x20 {
+            out.append(contentsOf: "\\u00".utf8)
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0xF))
+        } else {
+            out.append(byte)
+        }
+    }
+
+    /// The lowercase hex digit for `nibble` (0…15).
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 
