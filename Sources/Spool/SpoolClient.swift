@@ -1,4 +1,5 @@
 import Hiredis
+import Synchronization
 
 /// The producer and reader side of Spool: enqueue jobs, read them, count,
 /// list, retry and purge. Each client holds one Redis connection on its own
@@ -8,6 +9,7 @@ public struct SpoolClient: Sendable {
     public let redis: RedisClient
     public let clock: any SpoolClock
     let global: GlobalKeys
+    let registered = QueueRegistryCache()
 
     public init(configuration: SpoolConfiguration, clock: any SpoolClock = SystemClock(), label: String = "spool.client") {
         self.configuration = configuration
@@ -40,15 +42,17 @@ public struct SpoolClient: Sendable {
             ids.append(id)
             calls.append(enqueueCall(request, id: id, now: now))
         }
-        let queues = Array(Set(requests.map(\.queue)))
-        let registry = global.queues
-        let scriptCalls = calls
+        // The queue registry (for `spool status` and the status reader) is
+        // refreshed at most every 10 s per queue, not with every job.
+        let unregistered = registered.due(Set(requests.map(\.queue)))
+        var redisCalls = unregistered.isEmpty ? [] : [RedisCall.command(["SADD", global.queues] + unregistered)]
+        redisCalls += calls.map { RedisCall.script(Scripts.enqueue, keys: $0.keys, args: $0.args) }
         let replies: [RedisValue]
         do {
-            replies = try await redis.withConnection { conn in
-                try conn.evalPipelined(Scripts.enqueue, calls: scriptCalls, after: [["SADD", registry] + queues])
-            }
+            // Shared with other tasks enqueueing on this client at the same moment.
+            replies = Array(try await redis.send(redisCalls).dropFirst(unregistered.isEmpty ? 0 : 1))
         } catch {
+            registered.forget(unregistered)
             throw SpoolError.from(error, "enqueue", queue: requests[0].queue)
         }
         for (i, reply) in replies.enumerated() {
@@ -62,7 +66,8 @@ public struct SpoolClient: Sendable {
         return ids
     }
 
-    func enqueueCall(_ request: JobRequest, id: String, now: Int) -> (keys: [String], args: [String]) {
+    /// enqueue.lua's KEYS and ARGV for `request` as job `id` at `now` (Unix ms); public for the micro-benchmarks.
+    public func enqueueCall(_ request: JobRequest, id: String, now: Int) -> (keys: [String], args: [String]) {
         let policy = configuration.policy(for: request.queue)
         var args = [
             id, request.type, request.payload, String(now), String(request.runAt ?? 0),
@@ -305,5 +310,28 @@ public struct SpoolClient: Sendable {
             i += 2
         }
         return fields
+    }
+}
+
+/// Which queues this client added to the queue registry recently.
+final class QueueRegistryCache: Sendable {
+    private let added = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let refresh = Duration.seconds(10)
+
+    /// The queues among `queues` to add now; they count as added from now on.
+    func due(_ queues: Set<String>) -> [String] {
+        let now = ContinuousClock.now
+        return added.withLock { added in
+            queues.filter { queue in
+                if let at = added[queue], at.duration(to: now) < refresh { return false }
+                added[queue] = now
+                return true
+            }.sorted()
+        }
+    }
+
+    /// The add failed: try again with the next enqueue.
+    func forget(_ queues: [String]) {
+        added.withLock { added in for queue in queues { added[queue] = nil } }
     }
 }
