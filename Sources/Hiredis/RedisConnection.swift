@@ -223,7 +223,7 @@ public final class RedisConnection {
         return copy(reply)
     }
 
-    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+    static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:
