@@ -18,8 +18,10 @@ endif
 # Extra arguments: make test TEST_ARGS="--filter ClaimTests", make bench BENCH_ARGS="--help".
 TEST_ARGS ?=
 BENCH_ARGS ?=
+# Where make bench writes its results as JSON (bench-results/ is git-ignored).
+BENCH_JSON ?= bench-results/latest.json
 
-.PHONY: help deps build release lua openapi test run stop bench chaos clean
+.PHONY: help deps build release lua openapi test run stop bench microbench chaos clean
 
 help:
 	@echo "make run      install what is missing, build, start Redis + a worker, run a demo batch"
@@ -27,7 +29,8 @@ help:
 	@echo "make test     run every test against a private redis-server on a free loopback port"
 	@echo "make build    debug build (swift build)"
 	@echo "make release  release build of the spool binary"
-	@echo "make bench    spool bench (release) against a private redis-server"
+	@echo "make bench    spool bench (release) against a private redis-server; JSON in $(BENCH_JSON)"
+	@echo "make microbench  micro-benchmarks of reply decoding and job encoding (Benchmarks/, no Redis)"
 	@echo "make chaos    the chaos test for 2 minutes: workers SIGKILLed every 300 ms, Redis restarted"
 	@echo "make lua      regenerate Sources/Spool/Generated/LuaSources.swift from lua/"
 	@echo "make openapi  regenerate Sources/SpoolServer/Generated/OpenAPIDocument.swift from docs/openapi.json"
@@ -63,7 +66,13 @@ stop:
 	@scripts/stop.sh
 
 bench: release
-	@scripts/bench.sh $(BENCH_ARGS)
+	@scripts/bench.sh --json-file $(BENCH_JSON) $(BENCH_ARGS)
+
+# package-benchmark in its own package (Benchmarks/), so the root build never
+# compiles it. Extra arguments: make microbench MICROBENCH_ARGS="--filter 'claim.*'" (whole-name regex).
+MICROBENCH_ARGS ?=
+microbench: deps
+	@cd Benchmarks && swift package --scratch-path .build benchmark $(MICROBENCH_ARGS)
 
 # The chaos test for longer: 2 minutes of SIGKILLs and 20,000 jobs (make test runs 20 s, 5,000).
 CHAOS_SECONDS ?= 120

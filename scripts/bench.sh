@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Runs `spool bench` (release build) against a private redis-server (`make bench`).
 #
-# 1. Starts redis-server on a free 127.0.0.1 port, without persistence (the
-#    numbers measure Spool and Redis, not the disk), files in a temporary dir.
-# 2. Runs `spool bench` with SPOOL_REDIS_URL pointing at it; extra arguments
-#    are passed on (`make bench BENCH_ARGS="--help"`).
-# 3. Stops that redis-server by its pid, whatever happened, and exits with
+# 1. Finds the spool binary: $SPOOL_BIN when set, else the release build
+#    (`make bench` builds it).
+# 2. When SPOOL_REDIS_URL is set, benchmarks that Redis. Otherwise starts
+#    redis-server on a free 127.0.0.1 port, without persistence (the numbers
+#    measure Spool and Redis, not the disk), files in a temporary dir.
+# 3. Runs `spool bench`; extra arguments are passed on
+#    (`make bench BENCH_ARGS="--scenario drain-1 --runs 5"`). Messages from
+#    this script go to stderr, so `--json` output stays clean.
+# 4. Stops that redis-server by its pid, whatever happened, and exits with
 #    the bench's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/redis-local.sh
 
-bin=$(swift build -c release --show-bin-path)/spool
+bin=${SPOOL_BIN:-$(swift build -c release --show-bin-path)/spool}
 if [[ ! -x $bin ]]; then
-  echo "bench: $bin is missing; run make bench (it builds it)" >&2
+  echo "bench: $bin is missing; run make bench (it builds it) or set SPOOL_BIN" >&2
   exit 1
 fi
 
@@ -26,9 +30,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-start_redis "$dir" auto --dir "$dir" --save '' --appendonly no
-echo "bench: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+if [[ -n ${SPOOL_REDIS_URL:-} ]]; then
+  # The URL may carry a password: never print it.
+  echo "bench: using the Redis of SPOOL_REDIS_URL" >&2
+else
+  start_redis "$dir" auto --dir "$dir" --save '' --appendonly no
+  echo "bench: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), pid $REDIS_PID on 127.0.0.1:$REDIS_PORT" >&2
+  export SPOOL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  unset SPOOL_CONFIG SPOOL_PREFIX
+fi
 
-export SPOOL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-unset SPOOL_CONFIG SPOOL_PREFIX
-"$bin" bench "$@"
+started=$SECONDS
+status=0
+"$bin" bench "$@" || status=$?
+echo "bench: finished in $((SECONDS - started)) s (exit status $status)" >&2
+exit "$status"

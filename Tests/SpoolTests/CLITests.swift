@@ -188,3 +188,23 @@ struct CLITests {
         expectError(try await spool("cancel", id), status: 65, "already finished")
     }
 }
+
+/// `spool bench`: the JSON shape scripts read, and the one-line usage error.
+extension CLITests {
+    @Test func benchReportsOneScenarioAsJSON() async throws {
+        let r = try await spool("bench", "--scenario", "enqueue-single", "--jobs", "200", "--runs", "2", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(object?["runs"] as? Int == 2)
+        #expect((object?["machine"] as? [String: Any])?["cores"] as? Int ?? 0 >= 1)
+        let scenarios = object?["scenarios"] as? [[String: Any]] ?? []
+        #expect(scenarios.map { $0["name"] as? String } == ["enqueue-single"])
+        let jobsPerSecond = (scenarios.first?["metrics"] as? [String: Any])?["jobs_per_s"] as? [String: Any]
+        #expect((jobsPerSecond?["median"] as? Double ?? 0) > 0, "\(r.stdout)")
+        #expect((jobsPerSecond?["values"] as? [Any])?.count == 2)
+    }
+
+    @Test func benchRejectsAnUnknownScenario() async throws {
+        expectError(try await spool("bench", "--scenario", "enqueue-everything"), status: 64, #"--scenario "enqueue-everything""#)
+    }
+}
