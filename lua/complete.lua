@@ -57,13 +57,14 @@ local function scheduleCallback(url, finalState)
 end
 
 -- seq is written before the count trim below, which may delete this very record (keep 0).
-local seq = (tonumber(job[8]) or 0) + 1
+local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 -- token and lease_until stay: every fenced script checks state = active first.
-redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now, 'seq', seq)
+-- ARGV[3] as given: Lua's number-to-text conversion (printf %.14g) is costly.
+redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', ARGV[3], 'seq', seq)
 local completedKey = prefix .. 'completed'
-redis.call('ZADD', completedKey, now, id)
+redis.call('ZADD', completedKey, ARGV[3], id)
 local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
 if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
 if job[6] then scheduleCallback(job[6], 'completed') end
@@ -86,7 +87,7 @@ local function quote(s)
   return '"' .. s .. '"'
 end
 local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. quote(queue)
-  .. ',"state":"completed","attempt":' .. (tonumber(job[3]) or 0) .. ',"at":' .. now .. ',"seq":' .. seq .. '}'
+  .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. ARGV[3] .. ',"seq":' .. seq .. '}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1

@@ -150,6 +150,9 @@ local leaseMs = tonumber(ARGV[4])
 local rateLimit = tonumber(ARGV[5]) or 0
 local rateWindow = tonumber(ARGV[6]) or 1000
 local rearm = ARGV[7] ~= '0'
+-- Numbers go to Redis and into events as text made once with %d: Lua's own
+-- number-to-text conversion is printf's %.14g, a visible share of the CPU.
+local function int(n) return string.format('%d', n) end
 
 if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
@@ -200,16 +203,17 @@ for _ = 1, 100 do
   if job[1] then
     local deadline = now + leaseMs
     local attempts = (tonumber(job[5]) or 0) + 1
-    local seq = (tonumber(job[6]) or 0) + 1
+    local deadlineText, attemptsText, seqText = int(deadline), int(attempts), int((tonumber(job[6]) or 0) + 1)
     redis.call('LPUSH', prefix .. 'active', id)
-    redis.call('ZADD', prefix .. 'leases', deadline, id)
+    redis.call('ZADD', prefix .. 'leases', deadlineText, id)
     -- Under a rate limit, started_at is the server time the limit counted.
-    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attempts, 'seq', seq, 'started_at', serverNow,
-               'worker', worker, 'token', token, 'lease_until', deadline)
+    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
+               'started_at', rateLimit > 0 and int(serverNow) or ARGV[1],
+               'worker', worker, 'token', token, 'lease_until', deadlineText)
     -- A new attempt starts from nothing, not from the last attempt's progress.
     if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
     if rateLimit > 0 then
-      redis.call('ZADD', rateKey, serverNow, id .. ':' .. attempts)
+      redis.call('ZADD', rateKey, int(serverNow), id .. ':' .. attemptsText)
       redis.call('PEXPIRE', rateKey, rateWindow)
     end
     if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
@@ -217,8 +221,8 @@ for _ = 1, 100 do
       redis.call('LPUSH', prefix .. 'wake', '1')
     end
     local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. quote(string.match(prefix, '{([^}]*)}:$'))
-      .. ',"state":"active","attempt":' .. attempts .. ',"worker":' .. quote(worker) .. ',"at":' .. now
-      .. ',"seq":' .. seq .. '}'
+      .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. quote(worker) .. ',"at":' .. ARGV[1]
+      .. ',"seq":' .. seqText .. '}'
     redis.call('PUBLISH', prefix .. 'events', event)
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
     return { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0, deadline }
@@ -286,13 +290,14 @@ local function scheduleCallback(url, finalState)
 end
 
 -- seq is written before the count trim below, which may delete this very record (keep 0).
-local seq = (tonumber(job[8]) or 0) + 1
+local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
 redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 -- token and lease_until stay: every fenced script checks state = active first.
-redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', now, 'seq', seq)
+-- ARGV[3] as given: Lua's number-to-text conversion (printf %.14g) is costly.
+redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', ARGV[3], 'seq', seq)
 local completedKey = prefix .. 'completed'
-redis.call('ZADD', completedKey, now, id)
+redis.call('ZADD', completedKey, ARGV[3], id)
 local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
 if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
 if job[6] then scheduleCallback(job[6], 'completed') end
@@ -315,7 +320,7 @@ local function quote(s)
   return '"' .. s .. '"'
 end
 local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. quote(queue)
-  .. ',"state":"completed","attempt":' .. (tonumber(job[3]) or 0) .. ',"at":' .. now .. ',"seq":' .. seq .. '}'
+  .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. ARGV[3] .. ',"seq":' .. seq .. '}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
@@ -365,8 +370,10 @@ local queue = string.match(prefix, '{([^}]*)}:$')
 if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
 if redis.call('EXISTS', jobKey) == 1 then return -5 end
 
-local fields = { 'type', jobType, 'payload', payload, 'created_at', now,
-                 'max_attempts', maxAttempts, 'seq', 1 }
+-- Times and counts as the caller sent them: Lua's number-to-text conversion
+-- (printf %.14g) is a visible share of the CPU.
+local fields = { 'type', jobType, 'payload', payload, 'created_at', ARGV[4],
+                 'max_attempts', ARGV[6], 'seq', '1' }
 local priority, key = 0, nil
 if #ARGV > 6 then
   local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
@@ -398,8 +405,8 @@ local state
 if runAt > now then
   state = 'delayed'
   fields[#fields + 1] = 'run_at'
-  fields[#fields + 1] = runAt
-  redis.call('ZADD', prefix .. 'delayed', runAt, id)
+  fields[#fields + 1] = ARGV[5]
+  redis.call('ZADD', prefix .. 'delayed', ARGV[5], id)
 else
   state = 'waiting'
   -- A wake token only when the ready set was empty: with jobs already waiting,
@@ -428,7 +435,7 @@ local function quote(s)
   return '"' .. s .. '"'
 end
 local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. quote(queue) .. ',"type":' .. quote(jobType)
-  .. ',"state":"' .. state .. '","at":' .. now .. (runAt > now and (',"run_at":' .. runAt) or '') .. ',"seq":1}'
+  .. ',"state":"' .. state .. '","at":' .. ARGV[4] .. (runAt > now and (',"run_at":' .. ARGV[5]) or '') .. ',"seq":1}'
 redis.call('PUBLISH', prefix .. 'events', event)
 redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return id
