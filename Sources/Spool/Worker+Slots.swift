@@ -9,16 +9,19 @@ extension Worker {
     func slotLoop(_ slot: Slot) async {
         var backoff = Backoff(base: 0.05, cap: 2)
         var rateLimited: [String: ContinuousClock.Instant] = [:]
-        // A job claimed in the same round trip that stored the last outcome.
+        // A job claimed in the same round trip that stored the last outcome,
+        // or the queue that claim found empty (not asked again right away).
         var next: Claimed?
+        var empty: String?
         while !isStopping {
             do {
                 var claimed = next
                 next = nil
-                if claimed == nil { claimed = try await claimNext(rateLimited: &rateLimited) }
+                if claimed == nil { claimed = try await claimNext(rateLimited: &rateLimited, skipping: empty) }
+                empty = nil
                 if let claimed {
                     outage.succeeded()
-                    next = await process(claimed)
+                    (next, empty) = await process(claimed)
                 } else if let soonest = rateLimited.values.filter({ $0 > .now }).min() {
                     // Rate limited: sleep until the window has room rather than spin.
                     let cap = ContinuousClock.now.advanced(by: .seconds(configuration.blockSeconds))
@@ -35,7 +38,7 @@ extension Worker {
             }
         }
         // Claimed in the same round trip as stop() came: hand it straight back.
-        if let next { _ = await store(.released("worker stopping"), of: next, claimAfter: false) }
+        if let next { await store(.released("worker stopping"), of: next, claimAfter: false) }
     }
 
     struct Claimed: Sendable {
@@ -50,9 +53,11 @@ extension Worker {
     }
 
     /// Claims from the queues in `claimOrder()`; nil when none has a job for us.
-    /// A rate-limited queue is skipped until its window has room.
-    func claimNext(rateLimited: inout [String: ContinuousClock.Instant]) async throws -> Claimed? {
-        for queue in options.claimOrder() {
+    /// A rate-limited queue is skipped until its window has room, and so is
+    /// `skipping`, a queue that the claim stored with the last outcome found
+    /// empty a moment ago (a job enqueued since then pushed a wake token).
+    func claimNext(rateLimited: inout [String: ContinuousClock.Instant], skipping: String? = nil) async throws -> Claimed? {
+        for queue in options.claimOrder() where queue != skipping {
             if isStopping { return nil }
             if let until = rateLimited[queue], until > .now { continue }
             let call = claimCall(queue, rearm: true)
@@ -135,8 +140,8 @@ extension Worker {
     }
 
     /// Runs one job and stores its outcome; returns the next job when the
-    /// store's round trip also claimed one.
-    func process(_ job: Claimed) async -> Claimed? {
+    /// store's round trip also claimed one, or else the queue that claim found empty.
+    func process(_ job: Claimed) async -> (next: Claimed?, empty: String?) {
         let lease = LeaseState()
         let policyTimeout = configuration.policy(for: job.queue).jobTimeout
         let timeout = job.timeoutMs > 0 ? Double(job.timeoutMs) / 1000 : policyTimeout
@@ -248,8 +253,10 @@ extension Worker {
 
     /// Stores the outcome, retrying through Redis outages until it is stored or
     /// the lease is known to be gone. With `claimAfter`, the same pipelined
-    /// write also claims the next job (one round trip per job under load).
-    func store(_ outcome: Outcome, of job: Claimed, claimAfter: Bool) async -> Claimed? {
+    /// write also claims the next job (one round trip per job under load);
+    /// returns that job, or the queue when the claim found it empty.
+    @discardableResult
+    func store(_ outcome: Outcome, of job: Claimed, claimAfter: Bool) async -> (next: Claimed?, empty: String?) {
         let keys = [queuePrefix(job.queue)]
         let policy = configuration.policy(for: job.queue)
         var backoff = Backoff(base: 0.05, cap: 1)
@@ -279,12 +286,15 @@ extension Worker {
                 // READONLY) is not the script's answer: store again.
                 if case .error(let message) = replies[0] { throw RedisError(.server, message) }
                 report(outcome, replies[0], job)
-                if let claim, replies.count > 1 { return parseClaim(replies[1], claim) }
-                return nil
+                if let claim, replies.count > 1 {
+                    if let next = parseClaim(replies[1], claim) { return (next, nil) }
+                    return (nil, replies[1].int == 0 ? claim.queue : nil)
+                }
+                return (nil, nil)
             } catch {
                 if now > giveUpAt {
                     jobLogger(job).error("could not store the outcome before the lease ran out; the job will be redelivered", metadata: ["error": "\(error)"])
-                    return nil
+                    return (nil, nil)
                 }
                 try? await Task.sleep(for: .seconds(backoff.next()))
             }
