@@ -6,7 +6,7 @@ import Logging
 extension Worker {
 
     /// Renews leases every third of the shortest visibility timeout and the
-    /// registry entry about once a second.
+    /// registry entry every `registryInterval` (3 s).
     func heartbeatLoop() async {
         let redis = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.heartbeat")
         defer { redis.close() }
@@ -17,7 +17,7 @@ extension Worker {
         var lastRegistered = ContinuousClock.now.advanced(by: .seconds(-10))
         var lastRenewed = ContinuousClock.now
         while !Task.isCancelled {
-            if lastRegistered.duration(to: .now) >= .seconds(1) {
+            if lastRegistered.duration(to: .now) >= .seconds(Self.registryInterval) {
                 lastRegistered = .now
                 await register(on: redis)
             }

@@ -41,6 +41,10 @@ extension GlobalKeys {
 extension Worker {
     /// Seconds an entry outlives the worker's last heartbeat.
     static let registryTTL = 10
+    /// Seconds between refreshes of the entry: three fit in one TTL, so one
+    /// late refresh does not drop a live worker, and 50 idle workers cost
+    /// Redis about 17 round trips a second for it.
+    static let registryInterval = 3
 
     /// Writes this worker's entry (one pipelined round trip).
     func register(on redis: RedisClient) async {
