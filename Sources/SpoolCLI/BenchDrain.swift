@@ -9,8 +9,8 @@ extension BenchContext {
     struct DrainRun {
         var elapsed: Duration
         var redis: RedisDelta
-        /// VmHWM and VmRSS (kB) of the first worker, when asked for.
-        var memory: (hwm: Int, rss: Int)?
+        /// VmHWM, VmRSS and RssAnon (kB) of the first worker, when asked for.
+        var memory: (hwm: Int, rss: Int, anon: Int)?
     }
 
     /// Jobs waiting on a paused queue, workers started and registered, then
@@ -67,6 +67,7 @@ extension BenchContext {
             if let memory = run.memory {
                 sample.add(BenchMetric("vm_hwm_kb", "peak RSS (VmHWM) kB", decimals: 0), Double(memory.hwm))
                 sample.add(BenchMetric("vm_rss_kb", "RSS (VmRSS) kB", decimals: 0), Double(memory.rss))
+                sample.add(BenchMetric("rss_anon_kb", "own memory (RssAnon) kB", decimals: 0), Double(memory.anon))
             }
             return sample
         }

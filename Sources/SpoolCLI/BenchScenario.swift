@@ -48,7 +48,7 @@ enum BenchScenario: String, CaseIterable, Sendable {
         case .latency: "enqueue to handler start on an idle queue, one in-process worker, \(p.samples) jobs one after another"
         case .memory:
             "Redis used_memory growth per waiting job, \(p.jobs) jobs on a paused queue; overhead = per job minus the \(p.payloadBytes)-byte payload"
-        case .workerRSS: "peak (VmHWM) and current (VmRSS) memory of a worker process at concurrency \(p.concurrency) after draining \(p.jobs) jobs"
+        case .workerRSS: "peak (VmHWM), current (VmRSS) and own (RssAnon, without shared library pages) memory of a worker process at concurrency \(p.concurrency) after draining \(p.jobs) jobs"
         case .progress:
             "\(Self.progressJobs) jobs reporting progress \(Self.progressReports) times each, against the same jobs without progress"
         case .idleFleet: "Redis CPU over \(Self.format(p.idleWindow)) s with \(p.fleet) idle worker processes (concurrency 1) against none"

@@ -94,8 +94,10 @@ final class BenchWorkers: Sendable {
         }
     }
 
-    /// Peak and current resident memory of one worker, in kB (/proc/PID/status).
-    func memory(of index: Int) throws -> (hwm: Int, rss: Int) {
+    /// Peak and current resident memory of one worker, and the part of it that
+    /// is the process's own (RssAnon: not pages of shared libraries and of the
+    /// binary, which every worker on the machine shares), in kB (/proc/PID/status).
+    func memory(of index: Int) throws -> (hwm: Int, rss: Int, anon: Int) {
         let pid = children[index].pid
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
             throw CLIError(.software, "cannot read /proc/\(pid)/status")
@@ -104,10 +106,10 @@ final class BenchWorkers: Sendable {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return nil }
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         }
-        guard let hwm = kB("VmHWM"), let rss = kB("VmRSS") else {
-            throw CLIError(.software, "/proc/\(pid)/status has no VmHWM or VmRSS")
+        guard let hwm = kB("VmHWM"), let rss = kB("VmRSS"), let anon = kB("RssAnon") else {
+            throw CLIError(.software, "/proc/\(pid)/status has no VmHWM, VmRSS or RssAnon")
         }
-        return (hwm, rss)
+        return (hwm, rss, anon)
     }
 
     /// SIGTERM to each pid; after `grace` seconds SIGKILL to any still running.
