@@ -34,7 +34,11 @@ if [[ -n ${SPOOL_REDIS_URL:-} ]]; then
   # The URL may carry a password: never print it.
   echo "bench: using the Redis of SPOOL_REDIS_URL" >&2
 else
-  start_redis "$dir" auto --dir "$dir" --save '' --appendonly no
+  # No persistence (the numbers are Spool's and Redis's, not the disk's); job
+  # records in the listpack encoding up to 1 KiB values, as config/redis.conf
+  # sets it (Redis's default, 64 bytes, makes a record with a 100-byte payload
+  # a hash table: about 2.3 times the memory).
+  start_redis "$dir" auto --dir "$dir" --save '' --appendonly no --hash-max-listpack-value 1024
   echo "bench: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), pid $REDIS_PID on 127.0.0.1:$REDIS_PORT" >&2
   export SPOOL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
   unset SPOOL_CONFIG SPOOL_PREFIX
