@@ -69,7 +69,9 @@ struct ShutdownTests {
     @Test func workersRegisterThemselvesAndLeaveOnAStop() async throws {
         let queue = uniqueQueue("registry")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try sleeper(2)
+        // Longer than one registry refresh (3 s) plus a heartbeat tick, so a
+        // refresh falls while the job runs.
+        let script = try sleeper(5)
         let worker = try SpoolProcess(["worker", "--queue", queue, "--concurrency", "3", "--exec", "long=\(script)"], environment: environment)
         defer { worker.kill() }
         let id = try await client.enqueue(JobRequest(queue: queue, type: "long"))
