@@ -16,10 +16,13 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // Inputs both targets use (payloads).
+        .target(name: "BenchmarkInputs", path: "Sources/BenchmarkInputs"),
         // hiredis reply bytes -> RedisValue: every reply Spool reads.
         .executableTarget(
             name: "ReplyDecoding",
             dependencies: [
+                "BenchmarkInputs",
                 .product(name: "Hiredis", package: "Spool"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
@@ -30,6 +33,7 @@ let package = Package(
         .executableTarget(
             name: "JobEncoding",
             dependencies: [
+                "BenchmarkInputs",
                 .product(name: "Spool", package: "Spool"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],

@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkInputs
 import Spool
 
 // Job encoding: what SpoolClient.enqueue does for each job before anything is
@@ -75,13 +76,3 @@ enum Requests {
     static let large = JobRequest(queue: "orders", type: "invoice", payload: Payloads.large)
 }
 
-/// Job payloads of typical and large size (the same as ReplyDecoding's).
-enum Payloads {
-    static let small =
-        #"{"to":"ada@example.com","template":"welcome","vars":{"name":"Ada","plan":"pro","trial_days":14},"tags":["signup","email"],"locale":"en-GB"}"#
-
-    /// About 16 KiB: an order of 585 lines.
-    static let large =
-        "{\"order\":\"A-1001\",\"lines\":["
-        + (0..<585).map { #"{"sku":"SKU-\#(10_000 + $0)","qty":\#($0 % 7 + 1)}"# }.joined(separator: ",") + "]}"
-}

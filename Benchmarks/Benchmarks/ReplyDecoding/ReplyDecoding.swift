@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkInputs
 import Hiredis
 
 // Reply decoding: RESP bytes -> hiredis redisReply -> RedisValue, through
@@ -63,17 +64,6 @@ enum Replies {
             .integer(1), .integer(25), .integer(30_000), .integer(1_763_800_000_000),
         ])
     }
-}
-
-/// Job payloads of typical and large size.
-enum Payloads {
-    static let small =
-        #"{"to":"ada@example.com","template":"welcome","vars":{"name":"Ada","plan":"pro","trial_days":14},"tags":["signup","email"],"locale":"en-GB"}"#
-
-    /// About 16 KiB: an order of 585 lines.
-    static let large =
-        "{\"order\":\"A-1001\",\"lines\":["
-        + (0..<585).map { #"{"sku":"SKU-\#(10_000 + $0)","qty":\#($0 % 7 + 1)}"# }.joined(separator: ",") + "]}"
 }
 
 /// A RESP2 writer for the benchmark's inputs (the reverse of what is measured).
