@@ -16,8 +16,12 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // Inputs both targets use (payloads).
-        .target(name: "BenchmarkInputs", path: "Sources/BenchmarkInputs"),
+        // What both targets share: payloads and the measurement settings.
+        .target(
+            name: "BenchmarkInputs",
+            dependencies: [.product(name: "Benchmark", package: "benchmark")],
+            path: "Sources/BenchmarkInputs"
+        ),
         // hiredis reply bytes -> RedisValue: every reply Spool reads.
         .executableTarget(
             name: "ReplyDecoding",

@@ -8,12 +8,7 @@ import Spool
 // the producer's thread. Results are per job, over 1,000 per sample.
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .mallocCountTotal, .throughput],
-        timeUnits: .nanoseconds,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(2)
-    )
+    Benchmark.defaultConfiguration = .spool
 
     let client = SpoolClient(configuration: SpoolConfiguration())  // connects only when used: never here
     let id = JobID.make(queue: "emails", nowMillis: Requests.now)

@@ -12,12 +12,7 @@ import Hiredis
 // reads the value back; results are per reply (or batch), over 1,000 per sample.
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .mallocCountTotal, .throughput],
-        timeUnits: .nanoseconds,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(2)
-    )
+    Benchmark.defaultConfiguration = .spool
 
     // The smallest reply: what complete.lua and most acknowledgements return.
     // The floor every reply pays (reader bookkeeping, one redisReply, one free).
