@@ -32,7 +32,9 @@ struct WorkerProcessTests {
     @Test func aJobOfAKilledWorkerIsRedeliveredAndCompletesOnItsSecondAttempt() async throws {
         let queue = uniqueQueue("crash")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try slowJob(seconds: 1)
+        // 3 s: long enough that a test process starved by its neighbours
+        // still kills the first worker before the job finishes.
+        let script = try slowJob(seconds: 3)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
 
         let first = try worker(queue, script: script, visibility: 2)
