@@ -101,13 +101,17 @@ struct ShutdownTests {
         // Make a process die three times, each right after it starts: the
         // restarts wait 0.5 s, 1 s, 2 s. (SIGUSR1 ends it like a crash, without a
         // core dump; SIGKILL would restart it at once.)
-        var killed: Set<pid_t> = []
-        for _ in 0..<3 {
-            let dead = killed
-            #expect(await eventually(timeout: 10) { childPids(of: supervisor.pid).filter { !dead.contains($0) && isAlive($0) }.count == 2 })
-            let victim = try #require(childPids(of: supervisor.pid).filter { !killed.contains($0) }.max())
-            killed.insert(victim)
+        // The victim each time is the replacement of the last one: a pid not
+        // seen before (not the highest pid, which wraps around).
+        var seen = Set(childPids(of: supervisor.pid))
+        var victim = try #require(seen.first)
+        for round in 0..<3 {
             kill(victim, SIGUSR1)
+            if round == 2 { break }
+            let known = seen
+            #expect(await eventually(timeout: 10) { childPids(of: supervisor.pid).contains { !known.contains($0) && isAlive($0) } })
+            victim = try #require(childPids(of: supervisor.pid).first { !known.contains($0) })
+            seen.insert(victim)
         }
         #expect(await eventually(timeout: 10) { supervisor.log.contains("in=2s") }, "\(supervisor.log)")
         let log = supervisor.log
