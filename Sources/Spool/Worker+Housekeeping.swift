@@ -4,19 +4,23 @@ import Logging
 /// Delayed-job promotion, the reaper and retention, guarded fleet-wide.
 extension Worker {
 
-    /// Promotion and due cron ticks about every `promoteInterval`, reaping and
-    /// trimming about every `reapInterval`, fleet-wide per queue.
+    /// Reaping every `reapInterval` from every worker; promotion with due cron
+    /// ticks about every `promoteInterval`, and trimming about every
+    /// `reapInterval`, fleet-wide per queue.
     ///
     /// The guard keys let one sweep per interval through however many workers
-    /// try; so that the tries do not grow with the fleet either, each worker
-    /// tries every interval × (workers serving the queue), jittered to 50–150 %.
-    /// The fleet as a whole then tries about once per interval, and an idle
-    /// fleet of any size costs Redis about what one worker does.
+    /// try. The reaper is tried by every worker every interval, because
+    /// invariant 3 promises redelivery within the visibility timeout plus one
+    /// reaper interval. Promotion and trimming promise no such bound, so that
+    /// their tries do not grow with the fleet each worker tries every interval
+    /// × (workers serving the queue), jittered to 50–150 %: the fleet as a whole
+    /// tries about once per interval.
     func housekeepingLoop() async {
         let promoteMs = Int(configuration.promoteInterval * 1000)
         let reapMs = Int(configuration.reapInterval * 1000)
         var nextPromote: [String: ContinuousClock.Instant] = [:]
         var nextReap: [String: ContinuousClock.Instant] = [:]
+        var nextTrim: [String: ContinuousClock.Instant] = [:]
         func later(_ interval: Double, _ queue: String) -> ContinuousClock.Instant {
             .now + .seconds(interval * Double(queuePeers(queue)) * Double.random(in: 0.5...1.5))
         }
@@ -32,7 +36,7 @@ extension Worker {
                     }
                 }
                 for queue in options.queues where nextReap[queue].map({ $0 <= .now }) ?? true {
-                    nextReap[queue] = later(configuration.reapInterval, queue)
+                    nextReap[queue] = .now + .seconds(configuration.reapInterval)
                     let reaped = try await client.reap(queue, guardMs: reapMs)
                     if reaped.stalled + reaped.orphans + reaped.dead > 0 {
                         logger.warning(
@@ -41,6 +45,9 @@ extension Worker {
                                 "queue": "\(queue)", "stalled": "\(reaped.stalled)", "orphans": "\(reaped.orphans)", "dead": "\(reaped.dead)",
                             ])
                     }
+                }
+                for queue in options.queues where nextTrim[queue].map({ $0 <= .now }) ?? true {
+                    nextTrim[queue] = later(configuration.reapInterval, queue)
                     try await client.trim(queue, guardMs: reapMs)
                 }
             } catch {
