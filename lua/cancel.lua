@@ -6,7 +6,8 @@
 --   * active, called with the job's lease token: cancelled now.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq
+--   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq;
+--                            token and lease_until removed (with the token)
 --   P:{Q}:waiting      list  LREM the id (state waiting, priority 0)
 --   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
 --   P:{Q}:delayed      zset  ZREM the id (state delayed)

@@ -2,7 +2,8 @@
 -- (a worker's heartbeat), each only if the caller still holds it.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, token, cancel_requested (read); lease_until (the deadline)
+--   P:{Q}:job:<id>  hash   read: state, token, cancel_requested; lease_until, the deadline,
+--                          read and set to now + ARGV[2]
 --   P:{Q}:leases    zset   id -> new deadline (ms)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this

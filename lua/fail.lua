@@ -3,7 +3,8 @@
 -- make the job dead when it is out of attempts or the error is not retryable.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at
+--   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at;
+--                          token and lease_until removed (read: lease_until)
 --   P:{Q}:active    list   LREM the id
 --   P:{Q}:leases    zset   ZREM the id
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"

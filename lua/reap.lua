@@ -8,7 +8,7 @@
 --   P:{Q}:active     list    scanned for ids without a lease
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
---   P:{Q}:job:<id>   hash    state, errors, last_error
+--   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
 --   P:{Q}:wake       list    re-armed when anything was redelivered
 --   P:{Q}:stats      hash    stalled / dead counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms

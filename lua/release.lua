@@ -2,7 +2,7 @@
 -- counting the attempt, because its worker is shutting down (not failing).
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token removed, seq
+--   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token and lease_until removed, seq
 --   P:{Q}:active    list   LREM the id
 --   P:{Q}:leases    zset   ZREM the id
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)

@@ -38,7 +38,8 @@ return 1
 --   * active, called with the job's lease token: cancelled now.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq
+--   P:{Q}:job:<id>     hash  state -> cancelled, finished_at, cancel_requested, seq;
+--                            token and lease_until removed (with the token)
 --   P:{Q}:waiting      list  LREM the id (state waiting, priority 0)
 --   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
 --   P:{Q}:delayed      zset  ZREM the id (state delayed)
@@ -445,7 +446,8 @@ return id
 -- (a worker's heartbeat), each only if the caller still holds it.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, token, cancel_requested (read); lease_until (the deadline)
+--   P:{Q}:job:<id>  hash   read: state, token, cancel_requested; lease_until, the deadline,
+--                          read and set to now + ARGV[2]
 --   P:{Q}:leases    zset   id -> new deadline (ms)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> lease length in ms; the new deadline is now + this
@@ -493,7 +495,8 @@ return codes
 -- make the job dead when it is out of attempts or the error is not retryable.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at
+--   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at;
+--                          token and lease_until removed (read: lease_until)
 --   P:{Q}:active    list   LREM the id
 --   P:{Q}:leases    zset   ZREM the id
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
@@ -816,7 +819,7 @@ return #ids
 --   P:{Q}:active     list    scanned for ids without a lease
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
---   P:{Q}:job:<id>   hash    state, errors, last_error
+--   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
 --   P:{Q}:wake       list    re-armed when anything was redelivered
 --   P:{Q}:stats      hash    stalled / dead counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
@@ -927,7 +930,7 @@ return { stalled, orphans, dead }
 -- counting the attempt, because its worker is shutting down (not failing).
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
---   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token removed, seq
+--   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token and lease_until removed, seq
 --   P:{Q}:active    list   LREM the id
 --   P:{Q}:leases    zset   ZREM the id
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)
