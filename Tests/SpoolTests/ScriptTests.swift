@@ -65,6 +65,23 @@ struct ScriptTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
+    /// A record claimed by protocol version 1 has no lease_until: the fenced
+    /// scripts fall back to its score in the leases set, so a late holder is
+    /// still rejected across an upgrade.
+    @Test func aRecordWithoutLeaseUntilIsFencedByTheLeasesSet() throws {
+        let id = try enqueue()
+        _ = try #require(try claim(at: t0, token: "A"))
+        try conn.command(["HDEL", keys.job(id), "lease_until"])
+        #expect(try complete(id, token: "A", at: t0 + 2001, result: "\"late\"") == -4)
+        let progress = [id, "A", String(t0 + 2001), "50", ""]
+        #expect(try conn.eval(Scripts.progress, keys: [keys.prefix], args: progress).int == -4)
+        // Within the lease, extend renews it and writes lease_until from then on.
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 900), "1000", id, "A"]) == .array([.integer(1)]))
+        #expect(try conn.command(["HGET", keys.job(id), "lease_until"]).string == String(t0 + 1900))
+        #expect(try complete(id, token: "A", at: t0 + 1800, result: "\"A\"") == 1)
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
     @Test func backoffIsExponentialCappedAndJittered() throws {
         let id = try enqueue(maxAttempts: 6)
         var now = t0
