@@ -32,8 +32,8 @@ struct ScriptTests {
         try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w-\(token)", token, String(leaseMs)]).array
     }
 
-    func complete(_ id: String, token: String, at now: Int, result: String) throws -> Int? {
-        try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, token, String(now), result, "-1"]).int
+    func complete(_ id: String, token: String, at now: Int, result: String, keep: Int = -1) throws -> Int? {
+        try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, token, String(now), result, String(keep)]).int
     }
 
     @Test func anExpiredLeaseFencesOutItsHolder() throws {
@@ -79,6 +79,28 @@ struct ScriptTests {
         #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(t0 + 900), "1000", id, "A"]) == .array([.integer(1)]))
         #expect(try conn.command(["HGET", keys.job(id), "lease_until"]).string == String(t0 + 1900))
         #expect(try complete(id, token: "A", at: t0 + 1800, result: "\"A\"") == 1)
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    /// Invariant 6 with keep >= 64, where complete trims in batches: the
+    /// completed set never holds more than keep + keep/64 + 16, and every id
+    /// it dropped has lost its record too.
+    @Test func batchedCountTrimStaysWithinItsBound() throws {
+        let keep = 100
+        var ids: [String] = []
+        var most = 0
+        for n in 0..<300 {
+            let id = try enqueue()
+            ids.append(id)
+            _ = try #require(try claim(at: t0 + n, token: "T\(n)"))
+            #expect(try complete(id, token: "T\(n)", at: t0 + n, result: "null", keep: keep) == 1)
+            most = max(most, try conn.command(["ZCARD", keys.completed]).int ?? 0)
+        }
+        #expect(most > keep && most <= keep + keep / 64 + 16, "at most \(most) kept")
+        let kept = Set((try conn.command(["ZRANGE", keys.completed, "0", "-1"]).array ?? []).compactMap(\.string))
+        for id in ids where !kept.contains(id) {
+            #expect(try conn.command(["EXISTS", keys.job(id)]) == .integer(0), "\(id) was trimmed but its record stayed")
+        }
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
