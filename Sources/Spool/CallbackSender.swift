@@ -50,7 +50,7 @@ public struct CallbackSender: Sendable {
     public func signature(for body: String) -> String? {
         guard let secret else { return nil }
         let code = HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: SymmetricKey(data: Array(secret.utf8)))
-        return "sha256=" + code.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        return "sha256=" + code.map { JobID.hex(UInt64($0), digits: 2) }.joined()
     }
 
     /// POSTs `body` (sent as `application/json`) to `url`.

@@ -119,17 +119,10 @@ enum JSONCheck {
             out.append(UInt8(ascii: "\\"))
             out.append(short)
         } else if byte < 0x20 {
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hexDigit(byte >> 4))
-            out.append(hexDigit(byte & 0xF))
+            out.append(contentsOf: ("\\u00" + JobID.hex(UInt64(byte), digits: 2)).utf8)
         } else {
             out.append(byte)
         }
-    }
-
-    /// The lowercase hex digit for `nibble` (0…15).
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 
