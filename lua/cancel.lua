@@ -12,7 +12,6 @@
 --   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
 --   P:{Q}:delayed      zset  ZREM the id (state delayed)
 --   P:{Q}:retry        zset  ZREM the id (state failed)
---   P:{Q}:active       list  LREM the id (state active, with the token)
 --   P:{Q}:leases       zset  ZREM the id (state active, with the token)
 --   P:{Q}:cancelled    zset  id -> finished_at (ms)
 --   P:{Q}:cancels      channel  the id, when a running job is asked to stop
@@ -49,7 +48,6 @@ if state == 'active' then
     return 2
   end
   if job[2] ~= token then return -3 end
-  redis.call('LREM', prefix .. 'active', 1, id)
   redis.call('ZREM', prefix .. 'leases', id)
   redis.call('HDEL', jobKey, 'token', 'lease_until')
   if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end

@@ -1,14 +1,13 @@
 -- claim: take the next waiting job (higher priorities first, then the FIFO
 -- list of priority 0, then lower priorities), move it to the active list and
 -- stamp a lease on it (deadline + token) in one step, so no job is ever active
--- without a lease. A per-queue rate limit is enforced here, across all workers.
+-- without a lease: the leases set is the active place. A per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:waiting   list   RPOP the oldest id of priority 0
 --   P:{Q}:prioritized zset ZRANGE/ZREM its first id (score order)
 --   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
---   P:{Q}:active    list   LPUSH the claimed id
---   P:{Q}:leases    zset   id -> lease deadline (ms)
+--   P:{Q}:leases    zset   the active jobs: id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
 --                          seq; progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
@@ -93,7 +92,6 @@ for _ = 1, 100 do
     local deadline = now + leaseMs
     local attempts = (tonumber(job[5]) or 0) + 1
     local deadlineText, attemptsText, seqText = int(deadline), int(attempts), int((tonumber(job[6]) or 0) + 1)
-    redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadlineText, id)
     -- Under a rate limit, started_at is the server time the limit counted.
     redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,

@@ -4,8 +4,7 @@
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>   hash   state -> completed, result, finished_at, seq (read: token,
 --                           lease_until, the deadline)
---   P:{Q}:active     list   LREM the id
---   P:{Q}:leases     zset   ZREM the id
+--   P:{Q}:leases     zset   ZREM the id (the active place)
 --   P:{Q}:completed  zset   id -> finished_at (ms)
 --   P:{Q}:stats      hash   completed counter
 --   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
@@ -58,7 +57,6 @@ end
 
 -- seq is written before the count trim below, which may delete this very record (keep 0).
 local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 -- token and lease_until stay: every fenced script checks state = active first.
 -- ARGV[3] as given: Lua's number-to-text conversion (printf %.14g) is costly.

@@ -5,8 +5,7 @@
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at;
 --                          token and lease_until removed (read: lease_until)
---   P:{Q}:active    list   LREM the id
---   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
 --   P:{Q}:dead      zset   id -> finished_at (ms)
 --   P:{Q}:stats     hash   failed / dead counters
@@ -67,7 +66,6 @@ local errors = job[5] and cjson.decode(job[5]) or {}
 errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[6] }
 while #errors > 50 do table.remove(errors, 1) end
 
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 redis.call('HDEL', jobKey, 'token', 'lease_until')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)

@@ -1,11 +1,13 @@
 -- reap: redeliver jobs whose lease expired (their worker died, hung or lost its
--- connection) and jobs found in the active list with no lease at all. At most
--- one sweep per queue runs per interval across the whole fleet.
+-- connection) and jobs popped into the legacy active list that never got a
+-- lease. At most one sweep per queue runs per interval across the whole fleet.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:guard:reap string  SET NX PX <interval>: the sweep's ticket
---   P:{Q}:leases     zset    id -> deadline (ms); expired ones are reaped
---   P:{Q}:active     list    scanned for ids without a lease
+--   P:{Q}:leases     zset    the active jobs: id -> deadline (ms); expired ones are reaped
+--   P:{Q}:active     list    legacy (protocol version 2 and older claimed into it;
+--                            version 3 never writes it): expired ids are removed
+--                            from it, and ids in it without a lease are redelivered
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
 --   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
@@ -57,8 +59,8 @@ local stalled, orphans, dead = 0, 0, 0
 local expired = redis.call('ZRANGEBYSCORE', leasesKey, '-inf', '(' .. now, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
-  redis.call('LREM', activeKey, 1, id)
   redis.call('ZREM', leasesKey, id)
+  redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
   local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
   if redis.call('EXISTS', jobKey) == 1 then
     local attempts = tonumber(job[1]) or 1
@@ -89,10 +91,12 @@ for _, id in ipairs(expired) do
   end
 end
 
--- Claim moves and stamps in one script, so an id in the active list without a
--- lease was put there by something else (a crashed foreign worker that popped
--- with LMOVE, a hand edit): give it back to the waiting list. Its attempt was
--- never counted, because no claim ran.
+-- Claim pops and stamps in one script and has not used the active list since
+-- protocol version 3. An id in that list without a lease was put there by
+-- something else (a crashed foreign worker that popped with LMOVE, a hand
+-- edit): give it back to the waiting list. Its attempt was never counted,
+-- because no claim ran. Ids with a lease were claimed by a version 2 worker,
+-- which removes them itself when it finishes them.
 local tail = redis.call('LRANGE', activeKey, -limit, -1)
 for _, id in ipairs(tail) do
   if not redis.call('ZSCORE', leasesKey, id) then

@@ -3,8 +3,7 @@
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token and lease_until removed, seq
---   P:{Q}:active    list   LREM the id
---   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)
 --   P:{Q}:wake      list   re-armed, so an idle worker takes it at once
 -- ARGV[1] -> job id
@@ -29,7 +28,6 @@ if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 redis.call('HDEL', jobKey, 'token', 'lease_until')
 local attempts = math.max(0, (tonumber(job[3]) or 1) - 1)

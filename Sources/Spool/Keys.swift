@@ -25,9 +25,10 @@ public struct QueueKeys: Sendable, Hashable {
     public func unique(_ key: String) -> String { prefix + "unique:" + key }
     /// pub/sub channel: ids of running jobs asked to stop.
     public var cancels: String { prefix + "cancels" }
-    /// list: ids claimed by a worker.
+    /// list: legacy. Protocol version 2 and older kept claimed ids here; the
+    /// reaper still redelivers an id found here without a lease.
     public var active: String { prefix + "active" }
-    /// zset: id -> lease deadline (ms).
+    /// zset: the active jobs, id -> lease deadline (ms).
     public var leases: String { prefix + "leases" }
     /// zset: id -> run_at (ms) for jobs in state `delayed`.
     public var delayed: String { prefix + "delayed" }
@@ -57,7 +58,7 @@ public struct QueueKeys: Sendable, Hashable {
     public func places(of state: JobState) -> [(key: String, isList: Bool)] {
         switch state {
         case .waiting: [(prioritized, false), (waiting, true)]
-        case .active: [(active, true)]
+        case .active: [(leases, false)]
         case .delayed: [(delayed, false)]
         case .failed: [(retry, false)]
         case .completed: [(completed, false)]

@@ -139,7 +139,8 @@ public struct SpoolClient: Sendable {
     }
 
     /// Up to `limit` jobs of a queue in one state: oldest first for waiting,
-    /// soonest first for delayed and failed, newest first for finished ones.
+    /// soonest lease deadline first for active, soonest run first for delayed
+    /// and failed, newest first for finished ones.
     public func jobs(_ queue: String, state: JobState, limit: Int = 100) async throws(SpoolError) -> [Job] {
         guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "jobs", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
         let k = keys(queue)
@@ -147,9 +148,8 @@ public struct SpoolClient: Sendable {
         // Each place in the order its jobs run (or, for finished ones, newest first).
         let listCommands: [(command: [String], isList: Bool)] = k.places(of: state).map { place in
             switch state {
-            case .waiting, .active:
+            case .waiting, .active, .delayed, .failed:
                 place.isList ? (["LRANGE", place.key, String(-n), "-1"], true) : (["ZRANGE", place.key, "0", String(n - 1)], false)
-            case .delayed, .failed: (["ZRANGE", place.key, "0", String(n - 1)], false)
             case .completed, .dead, .cancelled: (["ZREVRANGE", place.key, "0", String(n - 1)], false)
             }
         }

@@ -156,6 +156,40 @@ struct ScriptTests {
         #expect(try claim(at: t0, token: "C")?[3].int == 1)
     }
 
+    @Test func theLeasesSetIsTheActivePlace() async throws {
+        let id = try enqueue()
+        _ = try #require(try claim(at: t0, token: "A"))
+        // Protocol version 3: no list to remove the id from later (LREM is O(length)).
+        #expect(try conn.command(["EXISTS", keys.active]).int == 0)
+        #expect(try conn.command(["ZSCORE", keys.leases, id]).int == t0 + 1000)
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        #expect(try await client.counts(queue).active == 1)
+        #expect(try await client.jobs(queue, state: .active).map(\.id) == [id])
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        #expect(try complete(id, token: "A", at: t0 + 10, result: "1") == 1)
+        #expect(try conn.command(["ZCARD", keys.leases]).int == 0)
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    @Test func jobsClaimedByAVersion2WorkerAreReapedOnceAndLeftRunningOtherwise() throws {
+        let expiring = try enqueue()
+        let running = try enqueue()
+        // A version 2 claim also pushed the id to the active list.
+        for (token, leaseMs) in [("OLD", 1000), ("LIVE", 60000)] {
+            let id = try #require(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, String(leaseMs)]).array?[0].string)
+            _ = try conn.command(["LPUSH", keys.active, id])
+        }
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+        let reaped = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 2000), "0", "100"])
+        #expect(reaped == .array([.integer(1), .integer(0), .integer(0)]), "stalled once, no orphan")
+        #expect(try conn.command(["LRANGE", keys.active, "0", "-1"]) == .array([.string(running)]))
+        #expect(try conn.command(["LRANGE", keys.waiting, "0", "-1"]) == .array([.string(expiring)]))
+        // A second sweep must not take the expired id for an orphan.
+        let again = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 2001), "0", "100"])
+        #expect(again == .array([.integer(0), .integer(0), .integer(0)]))
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
     @Test func reapGuardAllowsOneSweepPerInterval() throws {
         let args = [String(t0), "60000", "100"]
         let first = try conn.eval(Scripts.reap, keys: [keys.prefix], args: args)

@@ -44,7 +44,6 @@ return 1
 --   P:{Q}:prioritized  zset  ZREM the id (state waiting, other priorities)
 --   P:{Q}:delayed      zset  ZREM the id (state delayed)
 --   P:{Q}:retry        zset  ZREM the id (state failed)
---   P:{Q}:active       list  LREM the id (state active, with the token)
 --   P:{Q}:leases       zset  ZREM the id (state active, with the token)
 --   P:{Q}:cancelled    zset  id -> finished_at (ms)
 --   P:{Q}:cancels      channel  the id, when a running job is asked to stop
@@ -81,7 +80,6 @@ if state == 'active' then
     return 2
   end
   if job[2] ~= token then return -3 end
-  redis.call('LREM', prefix .. 'active', 1, id)
   redis.call('ZREM', prefix .. 'leases', id)
   redis.call('HDEL', jobKey, 'token', 'lease_until')
   if reason == '' then reason = redis.call('HGET', jobKey, 'cancel_reason') or '' end
@@ -113,14 +111,13 @@ return 1
 -- claim: take the next waiting job (higher priorities first, then the FIFO
 -- list of priority 0, then lower priorities), move it to the active list and
 -- stamp a lease on it (deadline + token) in one step, so no job is ever active
--- without a lease. A per-queue rate limit is enforced here, across all workers.
+-- without a lease: the leases set is the active place. A per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:waiting   list   RPOP the oldest id of priority 0
 --   P:{Q}:prioritized zset ZRANGE/ZREM its first id (score order)
 --   P:{Q}:rate      zset   claim times (ms, Redis server time) within the rate window
---   P:{Q}:active    list   LPUSH the claimed id
---   P:{Q}:leases    zset   id -> lease deadline (ms)
+--   P:{Q}:leases    zset   the active jobs: id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
 --                          seq; progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused
@@ -205,7 +202,6 @@ for _ = 1, 100 do
     local deadline = now + leaseMs
     local attempts = (tonumber(job[5]) or 0) + 1
     local deadlineText, attemptsText, seqText = int(deadline), int(attempts), int((tonumber(job[6]) or 0) + 1)
-    redis.call('LPUSH', prefix .. 'active', id)
     redis.call('ZADD', prefix .. 'leases', deadlineText, id)
     -- Under a rate limit, started_at is the server time the limit counted.
     redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
@@ -238,8 +234,7 @@ return 0
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>   hash   state -> completed, result, finished_at, seq (read: token,
 --                           lease_until, the deadline)
---   P:{Q}:active     list   LREM the id
---   P:{Q}:leases     zset   ZREM the id
+--   P:{Q}:leases     zset   ZREM the id (the active place)
 --   P:{Q}:completed  zset   id -> finished_at (ms)
 --   P:{Q}:stats      hash   completed counter
 --   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
@@ -292,7 +287,6 @@ end
 
 -- seq is written before the count trim below, which may delete this very record (keep 0).
 local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 -- token and lease_until stay: every fenced script checks state = active first.
 -- ARGV[3] as given: Lua's number-to-text conversion (printf %.14g) is costly.
@@ -497,8 +491,7 @@ return codes
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at;
 --                          token and lease_until removed (read: lease_until)
---   P:{Q}:active    list   LREM the id
---   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
 --   P:{Q}:dead      zset   id -> finished_at (ms)
 --   P:{Q}:stats     hash   failed / dead counters
@@ -559,7 +552,6 @@ local errors = job[5] and cjson.decode(job[5]) or {}
 errors[#errors + 1] = { attempt = attempts, error = message, at = now, worker = job[6] }
 while #errors > 50 do table.remove(errors, 1) end
 
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 redis.call('HDEL', jobKey, 'token', 'lease_until')
 redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message)
@@ -810,13 +802,15 @@ return #ids
 """##,
         "reap": ##"""
 -- reap: redeliver jobs whose lease expired (their worker died, hung or lost its
--- connection) and jobs found in the active list with no lease at all. At most
--- one sweep per queue runs per interval across the whole fleet.
+-- connection) and jobs popped into the legacy active list that never got a
+-- lease. At most one sweep per queue runs per interval across the whole fleet.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:guard:reap string  SET NX PX <interval>: the sweep's ticket
---   P:{Q}:leases     zset    id -> deadline (ms); expired ones are reaped
---   P:{Q}:active     list    scanned for ids without a lease
+--   P:{Q}:leases     zset    the active jobs: id -> deadline (ms); expired ones are reaped
+--   P:{Q}:active     list    legacy (protocol version 2 and older claimed into it;
+--                            version 3 never writes it): expired ids are removed
+--                            from it, and ids in it without a lease are redelivered
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
 --   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
@@ -868,8 +862,8 @@ local stalled, orphans, dead = 0, 0, 0
 local expired = redis.call('ZRANGEBYSCORE', leasesKey, '-inf', '(' .. now, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
-  redis.call('LREM', activeKey, 1, id)
   redis.call('ZREM', leasesKey, id)
+  redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
   local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
   if redis.call('EXISTS', jobKey) == 1 then
     local attempts = tonumber(job[1]) or 1
@@ -900,10 +894,12 @@ for _, id in ipairs(expired) do
   end
 end
 
--- Claim moves and stamps in one script, so an id in the active list without a
--- lease was put there by something else (a crashed foreign worker that popped
--- with LMOVE, a hand edit): give it back to the waiting list. Its attempt was
--- never counted, because no claim ran.
+-- Claim pops and stamps in one script and has not used the active list since
+-- protocol version 3. An id in that list without a lease was put there by
+-- something else (a crashed foreign worker that popped with LMOVE, a hand
+-- edit): give it back to the waiting list. Its attempt was never counted,
+-- because no claim ran. Ids with a lease were claimed by a version 2 worker,
+-- which removes them itself when it finishes them.
 local tail = redis.call('LRANGE', activeKey, -limit, -1)
 for _, id in ipairs(tail) do
   if not redis.call('ZSCORE', leasesKey, id) then
@@ -931,8 +927,7 @@ return { stalled, orphans, dead }
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts - 1, token and lease_until removed, seq
---   P:{Q}:active    list   LREM the id
---   P:{Q}:leases    zset   ZREM the id
+--   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)
 --   P:{Q}:wake      list   re-armed, so an idle worker takes it at once
 -- ARGV[1] -> job id
@@ -957,7 +952,6 @@ if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
 
-redis.call('LREM', prefix .. 'active', 1, id)
 redis.call('ZREM', prefix .. 'leases', id)
 redis.call('HDEL', jobKey, 'token', 'lease_until')
 local attempts = math.max(0, (tonumber(job[3]) or 1) - 1)
