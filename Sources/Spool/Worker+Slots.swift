@@ -2,7 +2,8 @@ import Foundation
 import Hiredis
 import Logging
 
-/// The claim loops: one per unit of concurrency, each with its own connection.
+/// The claim loops: one per unit of concurrency, each with its own connection
+/// for blocking waits, which only the process's current waiter uses.
 extension Worker {
 
     /// Claim, run, store; or wait for work. Until `stop()`.
@@ -13,30 +14,43 @@ extension Worker {
         // or the queue that claim found empty (not asked again right away).
         var next: Claimed?
         var empty: String?
+        // The last wait timed out: no token came, so go straight back to
+        // waiting. A lost token is re-armed by the reaper, not found by polling.
+        var timedOut = false
         while !isStopping {
             do {
                 var claimed = next
                 next = nil
-                if claimed == nil { claimed = try await claimNext(rateLimited: &rateLimited, skipping: empty) }
+                if claimed == nil && !timedOut { claimed = try await claimNext(rateLimited: &rateLimited, skipping: empty) }
                 empty = nil
+                timedOut = false
                 if let claimed {
+                    waitRoom.leave(slot.index)
                     outage.succeeded()
                     (next, empty) = await process(claimed)
                 } else if let soonest = rateLimited.values.filter({ $0 > .now }).min() {
                     // Rate limited: sleep until the window has room rather than spin.
+                    waitRoom.leave(slot.index)
                     let cap = ContinuousClock.now.advanced(by: .seconds(configuration.blockSeconds))
                     try? await Task.sleep(until: min(soonest, cap), clock: .continuous)
                 } else {
-                    next = try await waitForWork(slot)
+                    switch try await waitForWork(slot) {
+                    case .claimed(let job): next = job
+                    case .timedOut: timedOut = true
+                    case .claimAgain: break
+                    case .woken: continue  // no Redis call was made: says nothing of an outage
+                    }
                     outage.succeeded()
                 }
                 backoff.reset()
             } catch {
+                waitRoom.leave(slot.index)
                 if isStopping { break }
                 outage.failed(error)
                 try? await Task.sleep(for: .seconds(backoff.next()))
             }
         }
+        waitRoom.leave(slot.index)
         // Claimed in the same round trip as stop() came: hand it straight back.
         if let next { await store(.released("worker stopping"), of: next, claimAfter: false) }
     }
@@ -99,32 +113,47 @@ extension Worker {
             attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: call.token)
     }
 
-    /// Blocks until a queue's wake token arrives or `blockSeconds` pass. On a
-    /// token, claims from that queue on the same connection in the same
-    /// dispatch block: an idle worker starts a new job with no thread hop
-    /// between the wake-up and the claim.
-    func waitForWork(_ slot: Slot) async throws -> Claimed? {
+    enum Wait {
+        /// A token came and the claim that followed it brought this job.
+        case claimed(Claimed)
+        /// `blockSeconds` passed without a token.
+        case timedOut
+        /// A token that brought nothing (paused, rate-limited, or taken by
+        /// a busy worker).
+        case claimAgain
+        /// Woken in the wait room, or stopping, without calling Redis.
+        case woken
+    }
+
+    /// As this process's waiter, blocks until a queue's wake token arrives or
+    /// `blockSeconds` pass; any other slot parks in ``WaitRoom`` until the
+    /// waiter takes a job. On a token, claims from that queue on the same
+    /// connection in the same dispatch block: an idle worker starts a new job
+    /// with no thread hop between the wake-up and the claim.
+    func waitForWork(_ slot: Slot) async throws -> Wait {
+        guard await waitRoom.enter(slot.index) else { return .woken }
         let wakeKeys = options.queues.map { QueueKeys(prefix: configuration.prefix, queue: $0).wake }
         let seconds = min(configuration.blockSeconds, configuration.timeouts.command - 1)
         let timeout = String(format: "%.3f", max(0.01, seconds))
-        return try await slot.redis.withConnection { conn -> Claimed? in
-            let stop = slot.parked.withLock { parked in
+        return try await slot.redis.withConnection { conn -> Wait in
+            let stop = slot.blocked.withLock { blocked in
                 if self.isStopping { return true }
-                parked = true
+                blocked = true
                 return false
             }
-            if stop { return nil }
+            if stop { return .woken }
             let woke: RedisValue
             do {
-                defer { slot.parked.withLock { $0 = false } }
+                defer { slot.blocked.withLock { $0 = false } }
                 woke = try conn.command(["BLPOP"] + wakeKeys + [timeout])
             }
-            guard !self.isStopping, let key = woke.array?.first?.string, let index = wakeKeys.firstIndex(of: key) else { return nil }
+            if self.isStopping { return .woken }
+            guard let key = woke.array?.first?.string, let index = wakeKeys.firstIndex(of: key) else { return .timedOut }
             let call = self.claimCall(self.options.queues[index], rearm: true)
             let reply = try conn.run([call.redisCall])[0]
             if case .error(let message) = reply { throw RedisError(.server, message) }
             // Nothing, paused or rate-limited: the loop's next claim sorts it out.
-            return self.parseClaim(reply, call)
+            return self.parseClaim(reply, call).map(Wait.claimed) ?? .claimAgain
         }
     }
 

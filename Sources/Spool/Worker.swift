@@ -53,8 +53,9 @@ public struct WorkerOptions: Sendable {
 ///
 /// 1. `concurrency` slots each loop: claim a job (claim.lua stamps a fenced
 ///    lease), run its handler, store the outcome (complete.lua / fail.lua); with
-///    nothing to claim, block on the queues' wake lists for at most
-///    `blockSeconds` (below the socket timeout, so a dead connection shows).
+///    nothing to claim, one idle slot per process blocks on the queues' wake
+///    lists for at most `blockSeconds` (below the socket timeout, so a dead
+///    connection shows) and the others park in memory (``WaitRoom``).
 /// 2. The heartbeat renews the leases of every running job, one extend.lua call
 ///    per queue per interval, flags jobs whose lease is gone, and keeps this
 ///    worker's entry in the registry fresh.
@@ -84,6 +85,8 @@ public final class Worker: Sendable {
     /// Workers serving each queue, from the registry heartbeat.
     let peers = Mutex<[String: Int]>([:])
     let slots: [Slot]
+    /// Idle slots: one blocks on the wake lists, the rest wait in memory.
+    let waitRoom = WaitRoom()
     /// Claims, outcomes and progress from every slot share this connection, so
     /// slots finishing together share one write (see ``RedisClient/send(_:)``).
     let commands: RedisClient
@@ -100,15 +103,19 @@ public final class Worker: Sendable {
     }
 
     /// One claim loop's connection for blocking waits (a blocked connection
-    /// cannot carry other calls), and whether it is parked in one.
+    /// cannot carry other calls), and whether it is blocked in one.
     final class Slot: Sendable {
+        let index: Int
         let redis: RedisClient
-        let parked = Mutex<Bool>(false)
-        init(redis: RedisClient) { self.redis = redis }
+        let blocked = Mutex<Bool>(false)
+        init(index: Int, redis: RedisClient) {
+            self.index = index
+            self.redis = redis
+        }
 
         /// Breaks a blocking wait so the loop sees `stop()` at once.
-        func interruptIfParked() {
-            parked.withLock { if $0 { redis.interrupt() } }
+        func interruptIfBlocked() {
+            blocked.withLock { if $0 { redis.interrupt() } }
         }
     }
 
@@ -142,7 +149,7 @@ public final class Worker: Sendable {
         self.client = SpoolClient(configuration: configuration, clock: clock, label: "spool.worker.housekeeping")
         self.commands = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.commands")
         self.slots = (0..<options.concurrency).map { n in
-            Slot(redis: RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.slot\(n)"))
+            Slot(index: n, redis: RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.slot\(n)"))
         }
         box.worker = self
     }
@@ -172,7 +179,8 @@ public final class Worker: Sendable {
             let count = running.withLock { $0.count }
             logger.info("stopping: no new claims", metadata: ["running": "\(count)", "grace": "\(options.grace)s"])
         }
-        for slot in slots { slot.interruptIfParked() }
+        waitRoom.close()
+        for slot in slots { slot.interruptIfBlocked() }
     }
 
     /// Runs until `stop()` is called and every running job is stored or released.

@@ -47,8 +47,9 @@ struct BenchCommand: AsyncParsableCommand {
               memory              Redis memory per waiting job, and minus payload
               worker-rss          VmHWM and VmRSS of a worker process after a drain
               progress            Redis cost of one progress update (in-process)
-              idle-fleet          Redis CPU with --fleet idle worker processes and
-                                  with none, --idle-window seconds each
+              idle-fleet          Redis CPU with --fleet idle worker processes at
+                                  --concurrency and with none, --idle-window
+                                  seconds each
 
             A full run takes 2 to 3 minutes on 2 cores.
 

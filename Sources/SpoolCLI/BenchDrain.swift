@@ -109,12 +109,12 @@ extension BenchContext {
     }
 
     /// Redis CPU over `--idle-window` seconds with nothing running, then with
-    /// `--fleet` idle worker processes on one empty queue.
+    /// `--fleet` idle worker processes at `--concurrency` on one empty queue.
     func idleFleet() async throws -> BenchSample {
         let window = Duration.seconds(parameters.idleWindow)
         let none = try await load(over: window)
         let fleet = try await onFreshQueue(.idleFleet) { queue in
-            try await withWorkers(parameters.fleet, queue: queue, concurrency: 1, settle: .seconds(1)) { workers in
+            try await withWorkers(parameters.fleet, queue: queue, concurrency: parameters.concurrency, settle: .seconds(1)) { workers in
                 let load = try await load(over: window)
                 try workers.checkRunning()
                 return load

@@ -51,7 +51,7 @@ enum BenchScenario: String, CaseIterable, Sendable {
         case .workerRSS: "peak (VmHWM), current (VmRSS) and own (RssAnon, without shared library pages) memory of a worker process at concurrency \(p.concurrency) after draining \(p.jobs) jobs"
         case .progress:
             "\(Self.progressJobs) jobs reporting progress \(Self.progressReports) times each, against the same jobs without progress"
-        case .idleFleet: "Redis CPU over \(Self.format(p.idleWindow)) s with \(p.fleet) idle worker processes (concurrency 1) against none"
+        case .idleFleet: "Redis CPU over \(Self.format(p.idleWindow)) s with \(p.fleet) idle worker processes (concurrency \(p.concurrency)) against none"
         }
     }
 

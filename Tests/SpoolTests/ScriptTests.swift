@@ -190,6 +190,24 @@ struct ScriptTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
+    @Test func reapReArmsALostWakeTokenUnlessPaused() throws {
+        let sweep = { try self.conn.eval(Scripts.reap, keys: [self.keys.prefix], args: [String(self.t0), "0", "100"]) }
+        _ = try sweep()
+        #expect(try conn.command(["LLEN", keys.wake]).int == 0, "nothing ready: no token")
+        _ = try enqueue()
+        #expect(try conn.command(["LLEN", keys.wake]).int == 1)
+        // The token was taken by a worker that died before claiming.
+        _ = try conn.command(["DEL", keys.wake])
+        _ = try conn.command(["SET", keys.paused, String(t0)])
+        _ = try sweep()
+        #expect(try conn.command(["LLEN", keys.wake]).int == 0, "a paused queue gets its token on resume")
+        _ = try conn.command(["DEL", keys.paused])
+        _ = try sweep()
+        #expect(try conn.command(["LLEN", keys.wake]).int == 1)
+        _ = try sweep()
+        #expect(try conn.command(["LLEN", keys.wake]).int == 1, "at most one token")
+    }
+
     @Test func reapGuardAllowsOneSweepPerInterval() throws {
         let args = [String(t0), "60000", "100"]
         let first = try conn.eval(Scripts.reap, keys: [keys.prefix], args: args)

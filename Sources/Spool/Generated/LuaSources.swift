@@ -814,7 +814,12 @@ return #ids
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
 --   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
---   P:{Q}:wake       list    re-armed when anything was redelivered
+--   P:{Q}:wake       list    re-armed when anything was redelivered, and when
+--                            jobs are ready but no token is there (one was
+--                            lost: its taker died before claiming); not while
+--                            the queue is paused
+--   P:{Q}:prioritized zset   read: ready jobs at other priorities
+--   P:{Q}:paused     string  read: no re-arming while paused
 --   P:{Q}:stats      hash    stalled / dead counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
@@ -916,7 +921,11 @@ for _, id in ipairs(tail) do
   end
 end
 
-if stalled + orphans + dead > 0 and redis.call('LLEN', prefix .. 'wake') == 0 then
+-- Idle workers block on the wake list and do not poll the queue, so this
+-- sweep is what recovers a lost token: within one interval, fleet-wide.
+if redis.call('LLEN', prefix .. 'wake') == 0 and redis.call('EXISTS', prefix .. 'paused') == 0
+    and (stalled + orphans + dead > 0 or redis.call('LLEN', waitingKey) > 0
+         or redis.call('ZCARD', prefix .. 'prioritized') > 0) then
   redis.call('LPUSH', prefix .. 'wake', '1')
 end
 return { stalled, orphans, dead }
