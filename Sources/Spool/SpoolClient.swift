@@ -245,48 +245,93 @@ public struct SpoolClient: Sendable {
 
     // MARK: Housekeeping (the worker runs these; tests and tools may too)
 
+    // Each sweep is also a call and a reply reader, so that the worker can
+    // send its sweeps (and its registry entry) in one write.
+
     /// Redelivers expired and unleased active jobs. `guardMs` 0 sweeps now.
     @discardableResult
     public func reap(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> (stalled: Int, orphans: Int, dead: Int) {
-        let reply = try await eval(Scripts.reap, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "reap")
-        let a = (reply.array ?? []).map { $0.int ?? 0 }
-        guard a.count == 3 else { throw SpoolError(.redis, "reap", queue: queue, "unexpected reply \(reply)") }
+        try reapResult(try await sendOne(reapCall(queue, guardMs: guardMs, limit: limit), queue: queue, operation: "reap"), queue: queue)
+    }
+
+    func reapCall(_ queue: String, guardMs: Int, limit: Int = 1000) -> RedisCall {
+        .script(Scripts.reap, keys: [keys(queue).prefix], args: [String(clock.nowMillis()), String(guardMs), String(limit)])
+    }
+
+    /// reap.lua's reply: counts, all 0 when another sweep ran within the interval.
+    func reapResult(_ reply: RedisValue, queue: String) throws(SpoolError) -> (stalled: Int, orphans: Int, dead: Int) {
+        let a = try Self.integers(reply, count: 3, "reap", queue: queue)
         return (max(0, a[0]), a[1], a[2])
     }
 
     /// Moves due delayed and retry jobs to waiting; returns how many, and the next due time (ms, -1 none).
     @discardableResult
     public func promote(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> (promoted: Int, nextDue: Int) {
-        let reply = try await eval(
-            Scripts.promote, queue: queue, args: [String(clock.nowMillis()), String(guardMs), String(limit)], operation: "promote")
-        let a = (reply.array ?? []).map { $0.int ?? 0 }
-        guard a.count == 2 else { throw SpoolError(.redis, "promote", queue: queue, "unexpected reply \(reply)") }
+        try promoteResult(try await sendOne(promoteCall(queue, guardMs: guardMs, limit: limit), queue: queue, operation: "promote"), queue: queue)
+    }
+
+    func promoteCall(_ queue: String, guardMs: Int, limit: Int = 1000) -> RedisCall {
+        .script(Scripts.promote, keys: [keys(queue).prefix], args: [String(clock.nowMillis()), String(guardMs), String(limit)])
+    }
+
+    func promoteResult(_ reply: RedisValue, queue: String) throws(SpoolError) -> (promoted: Int, nextDue: Int) {
+        let a = try Self.integers(reply, count: 2, "promote", queue: queue)
         return (max(0, a[0]), a[1])
     }
 
     /// Deletes finished jobs past the queue's retention; returns how many.
     @discardableResult
     public func trim(_ queue: String, guardMs: Int = 0, limit: Int = 1000) async throws(SpoolError) -> Int {
+        let first = try await sendOne(trimCall(queue, guardMs: guardMs, limit: limit), queue: queue, operation: "trim")
+        return try await trimRest(queue, after: first, limit: limit)
+    }
+
+    func trimCall(_ queue: String, guardMs: Int, limit: Int = 1000) -> RedisCall {
         let policy = configuration.policy(for: queue)
         func age(_ s: Double) -> String { s < 0 ? "-1" : String(Int(s * 1000)) }
+        let args = [
+            String(clock.nowMillis()), String(guardMs), String(limit),
+            String(policy.keepCompleted), age(policy.keepCompletedSeconds),
+            String(policy.keepDead), age(policy.keepDeadSeconds),
+            String(policy.keepDead), age(policy.keepDeadSeconds),
+        ]
+        return .script(Scripts.trim, keys: [keys(queue).prefix], args: args)
+    }
+
+    /// Reads trim.lua's reply to a first call and, while a call deleted a full
+    /// `limit`, trims on (unguarded: this sweep holds the guard). Returns the total.
+    func trimRest(_ queue: String, after first: RedisValue, limit: Int = 1000) async throws(SpoolError) -> Int {
+        var n = try Self.integer(first, "trim", queue: queue)
         var total = 0
-        var guardArg = guardMs
-        while true {
-            let args = [
-                String(clock.nowMillis()), String(guardArg), String(limit),
-                String(policy.keepCompleted), age(policy.keepCompletedSeconds),
-                String(policy.keepDead), age(policy.keepDeadSeconds),
-                String(policy.keepDead), age(policy.keepDeadSeconds),
-            ]
-            let n = try await evalInt(Scripts.trim, queue: queue, args: args, operation: "trim")
-            if n < 0 { return total }
+        while n >= 0 {
             total += n
-            if n < limit { return total }
-            guardArg = 0
+            if n < limit { break }
+            n = try Self.integer(try await sendOne(trimCall(queue, guardMs: 0, limit: limit), queue: queue, operation: "trim"), "trim", queue: queue)
         }
+        return total
     }
 
     // MARK: Helpers
+
+    func sendOne(_ call: RedisCall, queue: String, operation: String) async throws(SpoolError) -> RedisValue {
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        do { return try await redis.send([call])[0] } catch { throw SpoolError.from(error, operation, queue: queue) }
+    }
+
+    /// A script's integer reply; an error reply becomes the error it names.
+    static func integer(_ reply: RedisValue, _ operation: String, queue: String) throws(SpoolError) -> Int {
+        if case .error(let message) = reply { throw SpoolError.from(RedisError(.server, message), operation, queue: queue) }
+        guard let n = reply.int else { throw SpoolError(.redis, operation, queue: queue, "unexpected reply \(reply)") }
+        return n
+    }
+
+    /// A script's reply of `count` integers.
+    static func integers(_ reply: RedisValue, count: Int, _ operation: String, queue: String) throws(SpoolError) -> [Int] {
+        if case .error(let message) = reply { throw SpoolError.from(RedisError(.server, message), operation, queue: queue) }
+        let a = (reply.array ?? []).map { $0.int ?? 0 }
+        guard a.count == count else { throw SpoolError(.redis, operation, queue: queue, "unexpected reply \(reply)") }
+        return a
+    }
 
     func eval(_ script: RedisScript, queue: String, args: [String], operation: String, job: String? = nil) async throws(SpoolError) -> RedisValue {
         guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }

@@ -2,25 +2,20 @@ import Foundation
 import Hiredis
 import Logging
 
-/// Lease renewal for running jobs, and the registry entry.
+/// Lease renewal for running jobs. (The registry entry is refreshed by the
+/// housekeeper, in the same write as its sweeps.)
 extension Worker {
 
-    /// Renews leases every third of the shortest visibility timeout and the
-    /// registry entry every `registryInterval` (3 s).
+    /// Renews leases every third of the shortest visibility timeout.
     func heartbeatLoop() async {
         let redis = RedisClient(url: configuration.redisURL, timeouts: configuration.timeouts, label: "spool.worker.heartbeat")
         defer { redis.close() }
         let shortest = options.queues.map(leaseMs).min() ?? 30000
-        // Leases: one batched renewal per third of the shortest lease. Registry: about every second.
+        // One batched renewal per third of the shortest lease.
         let renewEvery = Duration.milliseconds(max(20, shortest / 3))
         let tick = min(Duration.seconds(1), renewEvery / 2)
-        var lastRegistered = ContinuousClock.now.advanced(by: .seconds(-10))
         var lastRenewed = ContinuousClock.now
         while !Task.isCancelled {
-            if lastRegistered.duration(to: .now) >= .seconds(Self.registryInterval) {
-                lastRegistered = .now
-                await register(on: redis)
-            }
             do { try await Task.sleep(for: tick) } catch { return }
             // 90 %: a tick that wakes a hair early must not push renewal a whole tick late.
             guard lastRenewed.duration(to: .now) >= renewEvery * 0.9 else { continue }

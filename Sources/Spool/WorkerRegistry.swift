@@ -46,8 +46,9 @@ extension Worker {
     /// Redis about 17 round trips a second for it.
     static let registryInterval = 3
 
-    /// Writes this worker's entry (one pipelined round trip).
-    func register(on redis: RedisClient) async {
+    /// The commands that write this worker's entry; the housekeeper sends them
+    /// with its sweeps, and reads the replies with ``readPeers(_:)``.
+    func registryCommands() -> [[String]] {
         let keys = GlobalKeys(prefix: configuration.prefix)
         let now = clock.nowMillis()
         let jobs = running.withLock { $0.keys.sorted() }
@@ -74,14 +75,16 @@ extension Worker {
                 ["ZCARD", set],
             ]
         }
-        do {
-            let replies = try await redis.pipeline(commands)
-            let counts = stride(from: 6, to: replies.count, by: 4).map { max(1, replies[$0].int ?? 1) }
-            peers.withLock { peers in
-                for (queue, n) in zip(options.queues, counts) { peers[queue] = n }
-            }
-        } catch {
-            outage.failed(error)
+        return commands
+    }
+
+    /// Keeps the number of workers serving each queue from the replies to
+    /// ``registryCommands()``.
+    func readPeers(_ replies: ArraySlice<RedisValue>) {
+        let replies = Array(replies)
+        let counts = stride(from: 6, to: replies.count, by: 4).map { max(1, replies[$0].int ?? 1) }
+        peers.withLock { peers in
+            for (queue, n) in zip(options.queues, counts) { peers[queue] = n }
         }
     }
 
