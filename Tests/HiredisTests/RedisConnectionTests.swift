@@ -66,7 +66,7 @@ struct RedisConnectionTests {
     }
 
     @Test func refusedConnectionIsAConnectionError() throws {
-        let port = try TestRedis.freePort()
+        let port = TestRedis.closedPort
         let error = #expect(throws: RedisError.self) {
             try RedisConnection(url: RedisURL(address: .tcp(host: "127.0.0.1", port: port)), timeouts: RedisTimeouts(connect: 1, command: 1))
         }

@@ -45,7 +45,7 @@ struct ServerOutageTests {
 
     @Test func theRedisPasswordNeverAppearsInResponsesOrLogs() async throws {
         let secret = "pw-\(UUID().uuidString)"
-        let closed = try TestRedis.freePort()
+        let closed = TestRedis.closedPort
         let url = try RedisURL(parsing: "redis://spooluser:\(secret)@127.0.0.1:\(closed)/0")
         let server = try await TestServer.start(url: url) { $0.token = "tok-\(UUID().uuidString)" }
         defer { Task { await server.stop() } }

@@ -74,7 +74,7 @@ struct ServeCommandTests {
 
     @Test func theRedisPasswordIsNeverPrinted() async throws {
         let secret = "pw-\(UUID().uuidString)"
-        let url = "redis://someone:\(secret)@127.0.0.1:\(try TestRedis.freePort())/0"
+        let url = "redis://someone:\(secret)@127.0.0.1:\(TestRedis.closedPort)/0"
         let (process, port) = try await serve(["--port", "0", "--redis", url])
         defer { process.kill() }
         for path in ["/healthz", "/queues", "/jobs/q.abc", "/metrics"] {

@@ -103,9 +103,24 @@ public final class TestRedis: @unchecked Sendable {
 
     /// Asks the kernel for a free loopback port.
     public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = try boundSocket()
+        close(fd)
+        return port
+    }
+
+    /// A loopback port that refuses connections for as long as the tests run:
+    /// bound by a socket that never listens, so no other test's server can
+    /// take it (a port from ``freePort()`` can be reused by the time it is
+    /// dialled).
+    public static let closedPort: Int = {
+        guard let (_, port) = try? boundSocket() else { fatalError("cannot bind a loopback port") }
+        return port
+    }()
+
+    private static func boundSocket() throws -> (fd: Int32, port: Int) {
+        // Close-on-exec: the processes the tests start must not hold it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket() failed") }
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = 0
@@ -114,8 +129,11 @@ public final class TestRedis: @unchecked Sendable {
         let bound = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
         }
-        guard bound else { throw TestSupportError("cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        guard bound else {
+            close(fd)
+            throw TestSupportError("cannot bind a loopback port")
+        }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
     public static func which(_ name: String) throws -> String {

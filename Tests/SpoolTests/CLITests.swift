@@ -74,7 +74,7 @@ struct CLITests {
         expectError(try await spool("status", "\(queue).00000000deadbeef"), status: 66, "no such job")
         expectError(try await spool("retry", "\(queue).00000000deadbeef"), status: 66, "no such job")
         expectError(try await spool("purge", queue, "--state", "active"), status: 64, "active")
-        let closed = "redis://127.0.0.1:\(try TestRedis.freePort())"
+        let closed = "redis://127.0.0.1:\(TestRedis.closedPort)"
         expectError(try await spool("enqueue", queue, "t", "--redis", closed), status: 69, "127.0.0.1")
         expectError(try await spool("status", env: ["SPOOL_REDIS_URL": closed]), status: 69, "127.0.0.1")
         expectError(try await spool("worker", "--queue", queue, "--redis", closed), status: 69, "Redis")
@@ -86,7 +86,7 @@ struct CLITests {
     }
 
     @Test func passwordsNeverAppearInErrors() async throws {
-        let closed = "redis://app:sup3rsecret@127.0.0.1:\(try TestRedis.freePort())/0"
+        let closed = "redis://app:sup3rsecret@127.0.0.1:\(TestRedis.closedPort)/0"
         let r = try await spool("status", "--redis", closed)
         #expect(r.status == 69)
         #expect(!r.stderr.contains("sup3rsecret"), "\(r.stderr)")

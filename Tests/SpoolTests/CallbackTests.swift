@@ -50,7 +50,7 @@ struct CallbackTests {
         request.callback = receiver.url
         let dead = try await client.enqueue(request)
         // A URL nobody listens on: the failure is recorded on the job.
-        request.callback = "http://127.0.0.1:\(try TestRedis.freePort())/nobody"
+        request.callback = "http://127.0.0.1:\(TestRedis.closedPort)/nobody"
         let unreachable = try await client.enqueue(request)
         #expect(await eventually(timeout: 20) { try await client.job(dead).callbackStatus == "delivered" })
         #expect(await eventually(timeout: 20) { try await client.job(unreachable).callbackStatus == "failed" })

@@ -192,7 +192,7 @@ struct EventTests {
 
     @Test func redisDownAtTheStartIsUnavailable() async throws {
         var config = testConfiguration(url: url)
-        config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: try TestRedis.freePort()))
+        config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: TestRedis.closedPort))
         let client = SpoolClient(configuration: config)
         do {
             _ = try await collect(client.events(job: "q.00000001"), timeout: 10)

@@ -229,7 +229,7 @@ struct QueueTests {
 
     @Test func redisDownIsUnavailable() async throws {
         var config = testConfiguration(url: url)
-        config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: try TestRedis.freePort()))
+        config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: TestRedis.closedPort))
         let client = SpoolClient(configuration: config)
         do {
             try await client.enqueue(JobRequest(queue: "q", type: "t"))
