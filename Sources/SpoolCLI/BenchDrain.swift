@@ -114,7 +114,10 @@ extension BenchContext {
         let window = Duration.seconds(parameters.idleWindow)
         let none = try await load(over: window)
         let fleet = try await onFreshQueue(.idleFleet) { queue in
-            try await withWorkers(parameters.fleet, queue: queue, concurrency: parameters.concurrency, settle: .seconds(1)) { workers in
+            // Settled past one registry refresh (3 s): until then a worker
+            // paces promote and trim by the peers it saw while the fleet was
+            // still starting, and tries them more often than when idle.
+            try await withWorkers(parameters.fleet, queue: queue, concurrency: parameters.concurrency, settle: .seconds(4)) { workers in
                 let load = try await load(over: window)
                 try workers.checkRunning()
                 return load
