@@ -49,7 +49,7 @@ struct IdleWaitTests {
         #expect(running.withLock { $0.most } == 8, "the parked slots must wake and take jobs")
         #expect(await eventually { try blockedClients(server) == 1 })
         await worker.stop()
-        #expect(try blockedClients(server) == 0)
+        #expect(await eventually { try blockedClients(server) == 0 })
         #expect(try await InvariantChecker.check(queue: queue, url: server.url).isEmpty)
     }
 
