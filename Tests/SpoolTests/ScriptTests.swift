@@ -208,6 +208,22 @@ struct ScriptTests {
         #expect(try conn.command(["LLEN", keys.wake]).int == 1, "at most one token")
     }
 
+    @Test func claimHonoursPauseAndPriorityInEveryCombination() throws {
+        // claim asks EXISTS of both keys at once and looks closer only when one exists.
+        let plain = try enqueue()
+        let urgent = try enqueue(extra: ["priority", "5"])
+        let pause = { (on: Bool) in _ = try self.conn.command(on ? ["SET", self.keys.paused, "1"] : ["DEL", self.keys.paused]) }
+        try pause(true)
+        #expect(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", "A", "1000"]).int == -7, "paused, priority job waiting")
+        try pause(false)
+        #expect(try claim(at: t0, token: "A")?[0].string == urgent, "priority 5 first")
+        try pause(true)
+        #expect(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", "B", "1000"]).int == -7, "paused, only the list")
+        try pause(false)
+        #expect(try claim(at: t0, token: "B")?[0].string == plain)
+        #expect(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", "C", "1000"]).int == 0, "neither key: nothing")
+    }
+
     @Test func reapGuardAllowsOneSweepPerInterval() throws {
         let args = [String(t0), "60000", "100"]
         let first = try conn.eval(Scripts.reap, keys: [keys.prefix], args: args)

@@ -152,7 +152,10 @@ local rearm = ARGV[7] ~= '0'
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
 
-if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
+-- One call answers the usual case, neither paused nor holding jobs at other
+-- priorities; only when one key exists is the pause asked about alone.
+local flagged = redis.call('EXISTS', prefix .. 'paused', prefix .. 'prioritized') > 0
+if flagged and redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
 
 local rateKey = prefix .. 'rate'
 local serverNow = now
@@ -171,7 +174,7 @@ local waitingKey = prefix .. 'waiting'
 local prioritizedKey = prefix .. 'prioritized'
 local normal = 100 * 1099511627776
 local function popNext()
-  local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
+  local top = flagged and redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES') or {}
   if top[1] and tonumber(top[2]) < normal then
     redis.call('ZREM', prioritizedKey, top[1])
     return top[1]
