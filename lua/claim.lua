@@ -10,7 +10,8 @@
 --   P:{Q}:leases    zset   the active jobs: id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
 --                          seq; progress and progress_message cleared
---   P:{Q}:paused    string present while the queue is paused
+--   P:{Q}:paused    string present while the queue is paused (read with
+--                          P:{Q}:prioritized in one EXISTS)
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)

@@ -4,6 +4,8 @@
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq (read: state,
 --                          token, lease_until)
+--   P:{Q}:leases    zset   read: the deadline of a record claimed before lease_until
+--                          existed (protocol version 1)
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms

@@ -120,7 +120,8 @@ return 1
 --   P:{Q}:leases    zset   the active jobs: id -> lease deadline (ms)
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
 --                          seq; progress and progress_message cleared
---   P:{Q}:paused    string present while the queue is paused
+--   P:{Q}:paused    string present while the queue is paused (read with
+--                          P:{Q}:prioritized in one EXISTS)
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
@@ -640,6 +641,8 @@ return changed
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   progress (0-100), progress_message, seq (read: state,
 --                          token, lease_until)
+--   P:{Q}:leases    zset   read: the deadline of a record claimed before lease_until
+--                          existed (protocol version 1)
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
