@@ -122,9 +122,7 @@ public final class RedisConnection {
             redisCommandArgv(ctx, argc, argv, lens)
         }
         guard let raw else { throw fail(ctx) }
-        let value = Self.copyAndFree(raw)
-        if case .error(let message) = value { throw RedisError(.server, message) }
-        return value
+        return try Self.copyAndFree(raw).checked()
     }
 
     /// Sends every command in one write and reads all replies. Error replies

@@ -37,6 +37,13 @@ public enum RedisValue: Sendable, Equatable, CustomStringConvertible {
 
     public var isNull: Bool { self == .null }
 
+    /// The reply, or its error thrown as ``RedisError``: for replies taken from
+    /// a pipeline or ``RedisClient/send(_:)``, where errors come as values.
+    public func checked() throws(RedisError) -> RedisValue {
+        if case .error(let message) = self { throw RedisError(.server, message) }
+        return self
+    }
+
     public var description: String {
         switch self {
         case .null: "(nil)"

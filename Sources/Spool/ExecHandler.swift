@@ -179,7 +179,7 @@ public struct ExecHandler: Sendable {
         if out.overflowed { throw JobFailure("stdout is larger than \(stdoutLimit) bytes") }
         let text = out.text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { return nil }
-        return JSONCheck.isValid(text) ? text : JSONCheck.quote(text)
+        return JSONValidator.isValid(text) ? text : JSONCheck.quote(text)
     }
 
 }

@@ -89,10 +89,6 @@ enum JSONCheck {
         }
     }
 
-    static func isValid(_ text: String) -> Bool {
-        JSONValidator.isValid(text)
-    }
-
     /// `text` as a JSON string literal, quotes included. Escapes `"`, `\` and
     /// control characters only (`/` and non-ASCII stay as they are).
     static func quote(_ text: String) -> String {

@@ -313,37 +313,40 @@ public struct SpoolClient: Sendable {
 
     // MARK: Helpers
 
-    func sendOne(_ call: RedisCall, queue: String, operation: String) async throws(SpoolError) -> RedisValue {
+    /// `call` alone, through the client's shared write; an error reply is thrown.
+    func sendOne(_ call: RedisCall, queue: String, operation: String, job: String? = nil) async throws(SpoolError) -> RedisValue {
         guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
-        do { return try await redis.send([call])[0] } catch { throw SpoolError.from(error, operation, queue: queue) }
+        let reply: RedisValue
+        do { reply = try await redis.send([call])[0] } catch { throw SpoolError.from(error, operation, queue: queue, job: job) }
+        return try Self.checked(reply, operation, queue: queue, job: job)
     }
 
-    /// A script's integer reply; an error reply becomes the error it names.
-    static func integer(_ reply: RedisValue, _ operation: String, queue: String) throws(SpoolError) -> Int {
-        if case .error(let message) = reply { throw SpoolError.from(RedisError(.server, message), operation, queue: queue) }
-        guard let n = reply.int else { throw SpoolError(.redis, operation, queue: queue, "unexpected reply \(reply)") }
+    /// A reply taken from a batch, with an error reply thrown as what it names.
+    static func checked(_ reply: RedisValue, _ operation: String, queue: String, job: String? = nil) throws(SpoolError) -> RedisValue {
+        do { return try reply.checked() } catch { throw SpoolError.from(error, operation, queue: queue, job: job) }
+    }
+
+    /// A script's integer reply.
+    static func integer(_ reply: RedisValue, _ operation: String, queue: String, job: String? = nil) throws(SpoolError) -> Int {
+        guard let n = try checked(reply, operation, queue: queue, job: job).int else {
+            throw SpoolError(.redis, operation, queue: queue, job: job, "unexpected reply \(reply)")
+        }
         return n
     }
 
     /// A script's reply of `count` integers.
     static func integers(_ reply: RedisValue, count: Int, _ operation: String, queue: String) throws(SpoolError) -> [Int] {
-        if case .error(let message) = reply { throw SpoolError.from(RedisError(.server, message), operation, queue: queue) }
-        let a = (reply.array ?? []).map { $0.int ?? 0 }
+        let a = (try checked(reply, operation, queue: queue).array ?? []).map { $0.int ?? 0 }
         guard a.count == count else { throw SpoolError(.redis, operation, queue: queue, "unexpected reply \(reply)") }
         return a
     }
 
     func eval(_ script: RedisScript, queue: String, args: [String], operation: String, job: String? = nil) async throws(SpoolError) -> RedisValue {
-        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
-        do {
-            return try await redis.eval(script, keys: [keys(queue).prefix], args: args)
-        } catch { throw SpoolError.from(error, operation, queue: queue, job: job) }
+        try await sendOne(.script(script, keys: [keys(queue).prefix], args: args), queue: queue, operation: operation, job: job)
     }
 
     func evalInt(_ script: RedisScript, queue: String, args: [String], operation: String, job: String? = nil) async throws(SpoolError) -> Int {
-        let reply = try await eval(script, queue: queue, args: args, operation: operation, job: job)
-        guard let n = reply.int else { throw SpoolError(.redis, operation, queue: queue, job: job, "unexpected reply \(reply)") }
-        return n
+        try Self.integer(try await eval(script, queue: queue, args: args, operation: operation, job: job), operation, queue: queue, job: job)
     }
 
     static func fields(_ reply: RedisValue) -> [String: String] {

@@ -75,8 +75,7 @@ extension Worker {
             if isStopping { return nil }
             if let until = rateLimited[queue], until > .now { continue }
             let call = claimCall(queue, rearm: true)
-            let reply = try await commands.send([call.redisCall])[0]
-            if case .error(let message) = reply { throw RedisError(.server, message) }
+            let reply = try await commands.send([call.redisCall])[0].checked()
             if let a = reply.array, a.count == 2, a[0].int == -10 {
                 rateLimited[queue] = ContinuousClock.now.advanced(by: .milliseconds(a[1].int ?? 10))
                 continue
@@ -150,8 +149,7 @@ extension Worker {
             if self.isStopping { return .woken }
             guard let key = woke.array?.first?.string, let index = wakeKeys.firstIndex(of: key) else { return .timedOut }
             let call = self.claimCall(self.options.queues[index], rearm: true)
-            let reply = try conn.run([call.redisCall])[0]
-            if case .error(let message) = reply { throw RedisError(.server, message) }
+            let reply = try conn.run([call.redisCall])[0].checked()
             // Nothing, paused or rate-limited: the loop's next claim sorts it out.
             return self.parseClaim(reply, call).map(Wait.claimed) ?? .claimAgain
         }
@@ -216,8 +214,7 @@ extension Worker {
         let keys = [QueueKeys(prefix: configuration.prefix, queue: job.queue).prefix]
         let args = [job.id, job.token, String(clock.nowMillis()), String(percent), message]
         do {
-            let reply = try await commands.send([.script(Scripts.progress, keys: keys, args: args)])[0]
-            if case .error(let message) = reply { throw RedisError(.server, message) }
+            let reply = try await commands.send([.script(Scripts.progress, keys: keys, args: args)])[0].checked()
             let code = reply.int ?? 0
             if code < 0 && !lease.lost {
                 lease.markLost()
@@ -242,7 +239,7 @@ extension Worker {
         let task = Task { () -> Outcome in
             do {
                 let result = try await handler(context) ?? "null"
-                return .completed(JSONCheck.isValid(result) ? result : JSONCheck.quote(result))
+                return .completed(JSONValidator.isValid(result) ? result : JSONCheck.quote(result))
             } catch let failure as JobFailure {
                 return .failed(failure.message, retryable: failure.retryable)
             } catch {
@@ -313,7 +310,7 @@ extension Worker {
                 let replies = try await commands.send(calls)
                 // An error reply (LOADING after a restart, a failover's
                 // READONLY) is not the script's answer: store again.
-                if case .error(let message) = replies[0] { throw RedisError(.server, message) }
+                _ = try replies[0].checked()
                 report(outcome, replies[0], job)
                 if let claim, replies.count > 1 {
                     if let next = parseClaim(replies[1], claim) { return (next, nil) }

@@ -36,7 +36,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // JobRequest.validate, dominated by checking that the payload is JSON: the
-    // same check (JSONCheck.isValid, internal to Spool, so reached through
+    // same check (JSONValidator.isValid, internal to Spool, so reached through
     // validate here) that a worker runs on every handler result before storing it.
     Benchmark("validate, 140 B payload") { benchmark in
         for _ in benchmark.scaledIterations {
