@@ -84,12 +84,7 @@ struct BenchReport: Encodable, Sendable {
     let scenarios: [BenchScenarioResult]
 
     /// Sorted snake_case keys, like every other JSON the CLI prints.
-    func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    func json() throws -> String { try Output.jsonText(self) }
 
     /// A heading, one block of rows per scenario, what each scenario did, and
     /// which Redis commands each job cost.
@@ -124,19 +119,9 @@ struct BenchReport: Encodable, Sendable {
             }
             groups.append(rows.isEmpty ? [[scenario.name, "(no figures)", "", "", "", ""]] : rows)
         }
-        var widths = header.map(\.count)
-        for row in groups.joined() { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        func line(_ row: [String]) -> String {
-            row.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return i < 2 ? cell + pad : pad + cell
-            }.joined(separator: "  ")
-        }
-        print(line(header))
-        for (g, rows) in groups.enumerated() {
-            if g > 0 { print("") }
-            for row in rows { print(line(row)) }
-        }
+        // An empty line between scenarios.
+        let starts = groups.indices.dropFirst().map { g in groups[..<g].reduce(0) { $0 + $1.count } }
+        Output.printTable(header, Array(groups.joined()), numeric: [2, 3, 4, 5], gapsBefore: Set(starts))
     }
 
     private static func format(_ value: Double, _ metric: BenchMetric) -> String {

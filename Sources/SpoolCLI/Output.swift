@@ -5,13 +5,18 @@ import Spool
 enum Output {
     /// Prints `value` as pretty JSON with sorted snake_case keys.
     static func printJSON<T: Encodable>(_ value: T) throws {
+        print(try jsonText(value))
+    }
+
+    /// `value` as pretty JSON with sorted snake_case keys.
+    static func jsonText<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let text = String(decoding: try encoder.encode(value), as: UTF8.self)
         // Foundation on Linux pretty-prints an empty array as "[\n\n]". Strings
         // cannot hold a raw newline, so this only touches layout.
-        print(text.replacing(#/\[\n\n *\]/#, with: "[]").replacing(#/\{\n\n *\}/#, with: "{}"))
+        return text.replacing(#/\[\n\n *\]/#, with: "[]").replacing(#/\{\n\n *\}/#, with: "{}")
     }
 
     /// Unix milliseconds as ISO 8601 UTC with milliseconds.
@@ -38,11 +43,14 @@ enum Output {
     }
 
     /// Prints rows under a header, columns padded; `numeric` columns align right.
-    static func printTable(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) {
+    /// Columns padded to their widest cell, numeric ones aligned right; an empty
+    /// line before each row whose index is in `gapsBefore`.
+    static func printTable(_ header: [String], _ rows: [[String]], numeric: Set<Int> = [], gapsBefore: Set<Int> = []) {
         let all = [header] + rows
         var widths = [Int](repeating: 0, count: header.count)
         for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        for row in all {
+        for (r, row) in all.enumerated() {
+            if gapsBefore.contains(r - 1) { print("") }
             let cells = row.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
                 if i == row.count - 1 && !numeric.contains(i) { return cell }
