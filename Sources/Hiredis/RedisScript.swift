@@ -27,14 +27,10 @@ extension RedisConnection {
         }
     }
 
-    /// Runs many calls of one script in a single pipeline, after the commands in
-    /// `first` (sent in the same write; their replies are dropped). Replies come
-    /// back in order, error replies as ``RedisValue/error(_:)``.
-    public func evalPipelined(_ script: RedisScript, calls: [(keys: [String], args: [String])], after first: [[String]] = []) throws(RedisError)
-        -> [RedisValue]
-    {
-        let all = first.map(RedisCall.command) + calls.map { RedisCall.script(script, keys: $0.keys, args: $0.args) }
-        return Array(try run(all).dropFirst(first.count))
+    /// Runs many calls of one script in a single pipeline. Replies come back in
+    /// order, error replies as ``RedisValue/error(_:)``.
+    public func evalPipelined(_ script: RedisScript, calls: [(keys: [String], args: [String])]) throws(RedisError) -> [RedisValue] {
+        try run(calls.map { RedisCall.script(script, keys: $0.keys, args: $0.args) })
     }
 
     /// Sends every call in one write and reads all replies, in order; error

@@ -57,7 +57,4 @@ final class WaitRoom: Sendable {
         }
         for continuation in all { continuation.resume(returning: false) }
     }
-
-    /// Slots parked now (for tests and logs).
-    var parkedCount: Int { state.withLock { $0.parked.count } }
 }
