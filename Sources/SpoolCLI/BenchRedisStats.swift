@@ -38,8 +38,7 @@ struct RedisStats: Sendable {
 
     /// INFO memory `used_memory`: bytes the allocator holds for data and buffers.
     func usedMemory() async throws -> Int {
-        let text = try await redis.command(["INFO", "memory"]).string ?? ""
-        guard let value = Self.fields(text)["used_memory"].flatMap({ Int($0) }) else {
+        guard let value = try await field("memory", "used_memory").flatMap({ Int($0) }) else {
             throw CLIError(.software, "INFO memory has no used_memory field")
         }
         return value
