@@ -7,6 +7,14 @@ public func uniqueQueue(_ base: String = "t") -> String {
     "\(base)-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
 }
 
+/// One job's part of enqueue.lua's ARGV: id, type, payload, run_at,
+/// max_attempts, the count of `options`, then `options` (field/value pairs).
+public func enqueueJobArgs(_ id: String, type: String = "t", payload: String = "{}", runAt: Int = 0, maxAttempts: Int = 3, options: [String] = [])
+    -> [String]
+{
+    [id, type, payload, String(runAt), String(maxAttempts), String(options.count)] + options
+}
+
 /// Polls `condition` every 10 ms until it holds or `timeout` seconds pass.
 /// Returns whether it held, so `#expect(await eventually { … })` reads naturally.
 public func eventually(timeout: Double = 10, _ condition: @Sendable () async throws -> Bool) async -> Bool {

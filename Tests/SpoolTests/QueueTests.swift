@@ -74,6 +74,33 @@ struct QueueTests {
         try await expectConsistent(queue)
     }
 
+    @Test func aMixedBatchIsSplitIntoScriptCallsAndAnswersInOrder() async throws {
+        let (first, second) = (uniqueQueue("mixed-a"), uniqueQueue("mixed-b"))
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        // Runs longer than one script call takes, a queue change, and a key used twice.
+        let queues = Array(repeating: first, count: SpoolClient.enqueueBatch + 50) + [second, second, first]
+        var requests = queues.enumerated().map { JobRequest(queue: $1, type: "t", payload: #"{"i":\#($0)}"#) }
+        requests[3].idempotencyKey = "same"
+        requests[SpoolClient.enqueueBatch + 10].idempotencyKey = "same"
+        let ids = try await client.enqueue(requests)
+        #expect(ids.count == requests.count)
+        #expect(zip(ids, queues).allSatisfy { JobID.queue(of: $0) == $1 })
+        #expect(ids[SpoolClient.enqueueBatch + 10] == ids[3], "the key, across script calls, names the first job")
+        #expect(Set(ids).count == requests.count - 1)
+        for (i, id) in ids.enumerated() where i != SpoolClient.enqueueBatch + 10 {
+            #expect(try await client.job(id).payload == requests[i].payload)
+        }
+        // Each queue's waiting list holds its ids oldest first at the tail.
+        let conn = try RedisConnection(url: url)
+        for queue in [first, second] {
+            let listed = try conn.command(["LRANGE", client.keys(queue).waiting, "0", "-1"]).array?.compactMap(\.string).reversed()
+            let expected = zip(ids, queues).enumerated().filter { $0.element.1 == queue && $0.offset != SpoolClient.enqueueBatch + 10 }.map(\.element.0)
+            #expect(listed.map(Array.init) == expected)
+        }
+        try await expectConsistent(first)
+        try await expectConsistent(second)
+    }
+
     @Test func unknownJobTypeGoesDeadWithAClearError() async throws {
         let queue = uniqueQueue("unknown")
         let config = testConfiguration(url: url)

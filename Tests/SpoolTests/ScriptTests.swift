@@ -23,8 +23,8 @@ struct ScriptTests {
 
     func enqueue(maxAttempts: Int = 3, extra: [String] = []) throws -> String {
         let id = JobID.make(queue: queue, nowMillis: t0)
-        let reply = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), "0", String(maxAttempts)] + extra)
-        #expect(reply.string == id)
+        let reply = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + enqueueJobArgs(id, maxAttempts: maxAttempts, options: extra))
+        #expect(reply == .array([.string(id)]))
         return id
     }
 
@@ -234,15 +234,43 @@ struct ScriptTests {
 
     @Test func enqueueRejectsDuplicateIdsAndBadArguments() throws {
         let id = try enqueue()
-        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), "0", "3"]).int == -5)
-        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id + "x", "t", "{}", String(t0), "0", "0"]).int == -8)
-        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id + "y", "t", "{}", String(t0), "0", "3", "bogus", "1"]).int == -8)
+        func call(_ jobs: [String]...) throws -> RedisValue {
+            try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + jobs.flatMap { $0 })
+        }
+        #expect(try call(enqueueJobArgs(id)) == .array([.integer(-5)]))
+        #expect(try call(enqueueJobArgs(id + "x", maxAttempts: 0)) == .array([.integer(-8)]))
+        #expect(try call(enqueueJobArgs(id + "y", options: ["bogus", "1"])) == .array([.integer(-8)]))
+        #expect(try call(enqueueJobArgs(id + "z", options: ["priority", "1.5"])) == .array([.integer(-8)]))
+        // Arguments that do not split into jobs create nothing, not even the whole jobs before them.
+        #expect(try call(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "2", "priority"]) == .integer(-8))
+        #expect(try call(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "x"]) == .integer(-8))
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: ["soon"] + enqueueJobArgs(id + "a")) == .integer(-8))
+        #expect(try conn.command(["EXISTS", keys.job(id + "a")]).int == 0)
         #expect(try conn.command(["LLEN", keys.waiting]).int == 1)
+        #expect(try conn.command(["HGET", keys.stats, "enqueued"]).int == 1)
+    }
+
+    @Test func aBatchEnqueuesInOrderAndAnErrorStopsOnlyItsJob() throws {
+        let ids = (0..<5).map { JobID.make(queue: queue, nowMillis: t0 + $0) }
+        let args =
+            [String(t0)] + enqueueJobArgs(ids[0]) + enqueueJobArgs(ids[0])
+            + enqueueJobArgs(ids[1], options: ["key", "k"]) + enqueueJobArgs(ids[2], options: ["key", "k"])
+            + enqueueJobArgs(ids[3], runAt: t0 + 5000) + enqueueJobArgs(ids[4], maxAttempts: 0)
+        let reply = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: args)
+        // A duplicate id and a bad argument fail alone; the second use of a key names the first job.
+        #expect(reply == .array([.string(ids[0]), .integer(-5), .string(ids[1]), .string(ids[1]), .string(ids[3]), .integer(-8)]))
+        #expect(try conn.command(["LRANGE", keys.waiting, "0", "-1"]) == .array([.string(ids[1]), .string(ids[0])]), "FIFO: the first is popped first")
+        #expect(try conn.command(["ZRANGE", keys.delayed, "0", "-1"]) == .array([.string(ids[3])]))
+        #expect(try conn.command(["EXISTS", keys.job(ids[2]), keys.job(ids[4])]).int == 0)
+        #expect(try conn.command(["LLEN", keys.wake]).int == 1, "one wake token for the batch")
+        #expect(try conn.command(["HGET", keys.stats, "enqueued"]).int == 3)
+        #expect(try claim(at: t0, token: "A")?[0].string == ids[0])
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
     @Test func delayedJobsWaitForTheirTime() throws {
         let id = JobID.make(queue: queue, nowMillis: t0)
-        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(t0), String(t0 + 5000), "3"]).string == id)
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + enqueueJobArgs(id, runAt: t0 + 5000)) == .array([.string(id)]))
         #expect(try conn.command(["HGET", keys.job(id), "state"]).string == "delayed")
         #expect(try claim(at: t0, token: "D") == nil)
         #expect(
@@ -285,7 +313,7 @@ struct RetentionZeroTests {
         let now = 1_800_000_000_000
         for (i, outcome) in ["complete", "fail"].enumerated() {
             let id = JobID.make(queue: queue, nowMillis: now + i)
-            _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [id, "t", "{}", String(now), "0", "1"])
+            _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(id, maxAttempts: 1))
             _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T\(i)", "1000"])
             if outcome == "complete" {
                 #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, "T\(i)", String(now), "1", "0"]).int == 1)
@@ -308,8 +336,8 @@ struct RetryPriorityTests {
         let keys = QueueKeys(prefix: "spool", queue: queue)
         let now = 1_800_000_000_000
         let id = JobID.make(queue: queue, nowMillis: now)
-        let args = [id, "t", "{}", String(now), "0", "1", "priority", "5", "key", "k1", "key_ttl_ms", "60000"]
-        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: args).string == id)
+        let args = [String(now)] + enqueueJobArgs(id, maxAttempts: 1, options: ["priority", "5", "key", "k1", "key_ttl_ms", "60000"])
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: args) == .array([.string(id)]))
         _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T", "1000"])
         _ = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T", String(now), "e", "0", "100", "1000", "0", "-1"])
         #expect(try conn.command(["PTTL", keys.unique("k1")]).int ?? -1 > 0, "dead: the key expires")

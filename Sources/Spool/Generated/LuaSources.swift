@@ -325,8 +325,8 @@ redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
 """##,
         "enqueue": ##"""
--- enqueue: create a job and put it in the waiting list, or in the delayed set
--- when it should run later.
+-- enqueue: create jobs and put each in the waiting list, or in the delayed set
+-- when it should run later. One call takes one job or a batch of them.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:" (string prefix; every key below is derived
 --            from it, so the script touches one hash slot)
@@ -339,105 +339,131 @@ return 1
 --   P:{Q}:wake      list   0 or 1 token; idle workers block on it; pushed when the
 --                          ready set was empty
 --   P:{Q}:stats     hash   counters
--- ARGV[1] -> job id, "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
--- ARGV[2] -> job type (handler name)
--- ARGV[3] -> payload (JSON text)
--- ARGV[4] -> now, Unix time in ms
--- ARGV[5] -> run_at in ms; 0 or <= now means run now
--- ARGV[6] -> max attempts (>= 1)
--- ARGV[7..] -> optional field/value pairs stored on the job: timeout_ms,
---             priority (integer -100..100, default 0; higher runs first),
---             backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
---             key_ttl_ms (how long the key outlives the finished job)
--- Returns: the job id; with a `key` that names a job that still exists, that
---          job's id (nothing is created); -5 when a job with this id already
---          exists; -8 on a bad argument.
--- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>.
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2..] -> the jobs, one after another, each as:
+--   id           "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
+--   type         job type (handler name)
+--   payload      JSON text
+--   run_at       ms; 0 or <= now means run now
+--   max_attempts >= 1
+--   n            how many arguments follow for this job (an even number, often 0)
+--   n arguments  optional field/value pairs stored on the job: timeout_ms,
+--                priority (integer -100..100, default 0; higher runs first),
+--                backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
+--                key_ttl_ms (how long the key outlives the finished job)
+-- Returns: one reply per job, in order: the job id; with a `key` that names a
+--          job that still exists, that job's id (nothing is created); -5 when a
+--          job with this id already exists; -8 on a bad argument. A job's error
+--          does not stop the others. -8 alone (not in a list) when the
+--          arguments do not split into jobs (nothing is created).
+-- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
-local id = ARGV[1]
-local jobType = ARGV[2]
-local payload = ARGV[3]
-local now = tonumber(ARGV[4])
-local runAt = tonumber(ARGV[5]) or 0
-local maxAttempts = tonumber(ARGV[6])
-
-local jobKey = prefix .. 'job:' .. id
+local nowText = ARGV[1]
+local now = tonumber(nowText)
 local queue = string.match(prefix, '{([^}]*)}:$')
+if not now or not queue then return -8 end
 
-if not now or not maxAttempts or maxAttempts < 1 or not queue then return -8 end
-if redis.call('EXISTS', jobKey) == 1 then return -5 end
+-- The jobs' boundaries first: a malformed list creates nothing.
+local starts = {}
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 5])
+  if not n or n < 0 or n % 2 ~= 0 or i + 5 + n > #ARGV then return -8 end
+  starts[#starts + 1] = i
+  i = i + 6 + n
+end
 
--- Times and counts as the caller sent them: Lua's number-to-text conversion
--- (printf %.14g) is a visible share of the CPU.
-local fields = { 'type', jobType, 'payload', payload, 'created_at', ARGV[4],
-                 'max_attempts', ARGV[6], 'seq', '1' }
-local priority, key = 0, nil
-if #ARGV > 6 then
-  local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                    backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
-  for i = 7, #ARGV, 2 do
-    if not allowed[ARGV[i]] or ARGV[i + 1] == nil then return -8 end
-    if ARGV[i] == 'priority' then
-      priority = tonumber(ARGV[i + 1])
-      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then return -8 end
-    elseif ARGV[i] == 'key' then
-      key = ARGV[i + 1]
+-- JSON text of an id or a name, quotes included (C code: cheaper than a
+-- Lua pattern test for the characters that need escaping).
+local quote = cjson.encode
+local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
+                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
+local eventsKey = prefix .. 'events'
+local queueText = quote(queue)
+
+local replies, ready = {}, {}
+local created, wake = 0, false
+for j = 1, #starts do
+  local at = starts[j]
+  local id, jobType, payload, runAtText, attemptsText = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  local last = at + 5 + tonumber(ARGV[at + 5])
+  local runAt = tonumber(runAtText) or 0
+  local maxAttempts = tonumber(attemptsText)
+  local jobKey = prefix .. 'job:' .. id
+  -- Times and counts as the caller sent them: Lua's number-to-text conversion
+  -- (printf %.14g) is a visible share of the CPU.
+  local fields = { 'type', jobType, 'payload', payload, 'created_at', nowText,
+                   'max_attempts', attemptsText, 'seq', '1' }
+  local priority, key, reply = 0, nil, nil
+  if not maxAttempts or maxAttempts < 1 then reply = -8 end
+  for f = at + 6, last, 2 do
+    if reply then break end
+    local name, value = ARGV[f], ARGV[f + 1]
+    if not allowed[name] then reply = -8 break end
+    if name == 'priority' then
+      priority = tonumber(value)
+      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then reply = -8 break end
+    elseif name == 'key' then
+      key = value
     end
-    fields[#fields + 1] = ARGV[i]
-    fields[#fields + 1] = ARGV[i + 1]
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
   end
+  if not reply and redis.call('EXISTS', jobKey) == 1 then reply = -5 end
+
+  -- Idempotency: the key names the job it made while that job is kept; until it
+  -- finishes the key has no expiry, then it lasts key_ttl_ms (set by the script
+  -- that finishes the job).
+  if not reply and key then
+    local uniqueKey = prefix .. 'unique:' .. key
+    local existing = redis.call('GET', uniqueKey)
+    if existing and redis.call('EXISTS', prefix .. 'job:' .. existing) == 1 then
+      reply = existing
+    else
+      redis.call('SET', uniqueKey, id)
+    end
+  end
+
+  if not reply then
+    local state
+    if runAt > now then
+      state = 'delayed'
+      fields[#fields + 1] = 'run_at'
+      fields[#fields + 1] = runAtText
+      redis.call('ZADD', prefix .. 'delayed', runAtText, id)
+    else
+      state = 'waiting'
+      if priority == 0 then
+        ready[#ready + 1] = id
+      else
+        local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
+        redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
+        wake = true
+      end
+    end
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = state
+    redis.call('HSET', jobKey, unpack(fields))
+    local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. queueText .. ',"type":' .. quote(jobType)
+      .. ',"state":"' .. state .. '","at":' .. nowText .. (state == 'delayed' and (',"run_at":' .. runAtText) or '') .. ',"seq":1}'
+    redis.call('PUBLISH', eventsKey, event)
+    redis.call('PUBLISH', eventsKey .. ':' .. id, event)
+    created = created + 1
+    reply = id
+  end
+  replies[j] = reply
 end
 
--- Idempotency: the key names the job it made while that job is kept; until it
--- finishes the key has no expiry, then it lasts key_ttl_ms (set by the script
--- that finishes the job).
-if key then
-  local uniqueKey = prefix .. 'unique:' .. key
-  local existing = redis.call('GET', uniqueKey)
-  if existing and redis.call('EXISTS', prefix .. 'job:' .. existing) == 1 then return existing end
-  redis.call('SET', uniqueKey, id)
-end
-
-local state
-if runAt > now then
-  state = 'delayed'
-  fields[#fields + 1] = 'run_at'
-  fields[#fields + 1] = ARGV[5]
-  redis.call('ZADD', prefix .. 'delayed', ARGV[5], id)
-else
-  state = 'waiting'
-  -- A wake token only when the ready set was empty: with jobs already waiting,
-  -- either a token is there or a worker that took one is claiming, and that
-  -- claim passes the token on while jobs remain (claim.lua, ARGV[7]).
-  local first
-  if priority == 0 then
-    first = redis.call('LPUSH', prefix .. 'waiting', id) == 1
-  else
-    local order = redis.call('INCR', prefix .. 'pseq') % 1099511627776
-    redis.call('ZADD', prefix .. 'prioritized', (100 - priority) * 1099511627776 + order, id)
-    first = true
-  end
-  if first and redis.call('LLEN', prefix .. 'wake') == 0 then
-    redis.call('LPUSH', prefix .. 'wake', '1')
-  end
-end
-fields[#fields + 1] = 'state'
-fields[#fields + 1] = state
-redis.call('HSET', jobKey, unpack(fields))
-redis.call('HINCRBY', prefix .. 'stats', 'enqueued', 1)
-
--- Event text for ids and names: quoted, escaped only when needed.
-local function quote(s)
-  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
-  return '"' .. s .. '"'
-end
-local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. quote(queue) .. ',"type":' .. quote(jobType)
-  .. ',"state":"' .. state .. '","at":' .. ARGV[4] .. (runAt > now and (',"run_at":' .. ARGV[5]) or '') .. ',"seq":1}'
-redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-return id
+-- The ready ids in one push, oldest first at the tail. A wake token only when
+-- the ready set was empty: with jobs already waiting, either a token is there
+-- or a worker that took one is claiming, and that claim passes the token on
+-- while jobs remain (claim.lua, ARGV[7]).
+if #ready > 0 and redis.call('LPUSH', prefix .. 'waiting', unpack(ready)) == #ready then wake = true end
+if wake and redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
+if created > 0 then redis.call('HINCRBY', prefix .. 'stats', 'enqueued', created) end
+return replies
 """##,
         "extend": ##"""
 -- extend: renew the leases of several active jobs of one queue in one call
