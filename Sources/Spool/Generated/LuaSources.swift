@@ -109,9 +109,10 @@ return 1
 """##,
         "claim": ##"""
 -- claim: take the next waiting job (higher priorities first, then the FIFO
--- list of priority 0, then lower priorities), move it to the active list and
--- stamp a lease on it (deadline + token) in one step, so no job is ever active
--- without a lease: the leases set is the active place. A per-queue rate limit is enforced here, across all workers.
+-- list of priority 0, then lower priorities) and make it active by stamping a
+-- lease on it (deadline + token) in one step, so no job is ever active without
+-- a lease: the leases set is the active place. A per-queue rate limit is
+-- enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:waiting   list   RPOP the oldest id of priority 0
