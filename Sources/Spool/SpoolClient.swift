@@ -65,17 +65,13 @@ public struct SpoolClient: Sendable {
         var firstError: SpoolError?
         for (batch, reply) in zip(batches, replies) {
             let queue = requests[batch.lowerBound].queue
-            guard let items = reply.array, items.count == batch.count else {
-                switch reply {
-                case .integer(let code): throw SpoolError.script(code: code, "enqueue", queue: queue, job: ids[batch.lowerBound])
-                case .error(let message): throw SpoolError(.redis, "enqueue", queue: queue, job: ids[batch.lowerBound], message)
-                default: throw SpoolError(.redis, "enqueue", queue: queue, job: ids[batch.lowerBound], "unexpected reply \(reply)")
-                }
-            }
+            // A whole call that failed (an error reply, bad framing) answers for each of its jobs.
+            let items = reply.array.flatMap { $0.count == batch.count ? $0 : nil } ?? Array(repeating: reply, count: batch.count)
             for (i, item) in zip(batch, items) {
                 switch item {
                 case .string(let stored): ids[i] = stored  // an idempotency key may name an earlier job
                 case .integer(let code): firstError = firstError ?? SpoolError.script(code: code, "enqueue", queue: queue, job: ids[i])
+                case .error(let message): firstError = firstError ?? SpoolError(.redis, "enqueue", queue: queue, job: ids[i], message)
                 default: firstError = firstError ?? SpoolError(.redis, "enqueue", queue: queue, job: ids[i], "unexpected reply \(item)")
                 }
             }
