@@ -83,4 +83,37 @@ struct IdleWaitTests {
         await worker.stop()
         #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
     }
+
+    @Test func batchesEnqueuedWhileWorkersRunWakeThemAndRunEachJobOnce() async throws {
+        let url = try SharedRedis.url
+        let queue = uniqueQueue("batch-wake")
+        // The reaper sweeps once at start and then not for a minute: only the
+        // batches' own wake tokens, passed on by claims, can start the jobs.
+        let config = testConfiguration(url: url) { $0.reapInterval = 60 }
+        let client = SpoolClient(configuration: config)
+        let ran = Mutex<[String: Int]>([:])
+        var handlers = JobHandlers()
+        handlers.register("t") { context in
+            ran.withLock { $0[context.id, default: 0] += 1 }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
+            return nil
+        }
+        let workers = (0..<2).map { _ in
+            RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: 3), handlers: handlers))
+        }
+        var ids: [String] = []
+        for round in 0..<4 {
+            try await Task.sleep(for: .milliseconds(700))  // the workers are idle, blocked or parked
+            // Two script calls per round; the second lands while the first's jobs are being claimed.
+            let batch = (0..<(SpoolClient.enqueueBatch + 50)).map { JobRequest(queue: queue, type: "t", payload: #"{"r":\#(round),"i":\#($0)}"#) }
+            ids += try await client.enqueue(batch)
+            let total = ids.count
+            #expect(await eventually(timeout: 20) { try await client.counts(queue).completed == total }, "round \(round)")
+        }
+        for worker in workers { await worker.stop() }
+        let runs = ran.withLock { $0 }
+        #expect(Set(runs.keys) == Set(ids))
+        #expect(runs.values.allSatisfy { $0 == 1 }, "a job ran twice")
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
+    }
 }
