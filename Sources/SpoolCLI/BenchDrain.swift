@@ -9,6 +9,8 @@ extension BenchContext {
     struct DrainRun {
         var elapsed: Duration
         var redis: RedisDelta
+        /// CPU the worker processes used over the drain, all together, in µs.
+        var workerCPU: Double
         /// VmHWM, VmRSS and RssAnon (kB) of the first worker, when asked for.
         var memory: (hwm: Int, rss: Int, anon: Int)?
     }
@@ -21,19 +23,24 @@ extension BenchContext {
     ///    parked, so their start-up is not measured.
     /// 3. Snapshot Redis, resume, poll the completed counter (2 ms apart
     ///    near the end, see `pollDelay`).
-    /// 4. Snapshot again, read the first worker's memory if asked, stop them.
+    /// 4. Snapshot again (Redis and the workers' CPU), read the first
+    ///    worker's memory if asked, stop them.
     func drainRun(_ queue: String, jobs: Int, processes: Int, concurrency: Int, readMemory: Bool = false) async throws -> DrainRun {
         try await client.pause(queue)
         try await enqueueInBatches(jobRequest(queue), count: jobs)
         return try await withWorkers(processes, queue: queue, concurrency: concurrency) { workers in
             var own = RedisTraffic()
             let before = try await stats.begin()
+            let cpuBefore = try workers.cpuMicros()
             let start = ContinuousClock.now
             try await client.resume(queue)
             own.record("evalsha")
             let end = try await waitForCompleted(queue, jobs, own: &own, workers: workers)
+            let workerCPU = try workers.cpuMicros() - cpuBefore
             let redis = try await stats.end(since: before, own: own)
-            return DrainRun(elapsed: start.duration(to: end), redis: redis, memory: readMemory ? try workers.memory(of: 0) : nil)
+            return DrainRun(
+                elapsed: start.duration(to: end), redis: redis, workerCPU: workerCPU,
+                memory: readMemory ? try workers.memory(of: 0) : nil)
         }
     }
 
@@ -41,7 +48,9 @@ extension BenchContext {
     func drain(processes: Int) async throws -> BenchSample {
         try await onFreshQueue(processes == 1 ? .drain1 : .drain2) { queue in
             let run = try await drainRun(queue, jobs: parameters.jobs, processes: processes, concurrency: parameters.concurrency)
-            return .throughput(jobs: parameters.jobs, elapsed: run.elapsed, redis: run.redis)
+            var sample = BenchSample.throughput(jobs: parameters.jobs, elapsed: run.elapsed, redis: run.redis)
+            sample.add(.workerCPUPerJob, run.workerCPU / Double(parameters.jobs))
+            return sample
         }
     }
 
@@ -85,6 +94,7 @@ extension BenchContext {
                 let shares = Self.split(parameters.jobs, into: producers.count)
                 var own = RedisTraffic()
                 let before = try await stats.begin()
+                let cpuBefore = try workers.cpuMicros()
                 let start = ContinuousClock.now
                 let (enqueued, completed) = try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
                     for (producer, share) in zip(producers, shares) {
@@ -98,8 +108,10 @@ extension BenchContext {
                     for try await done in group { enqueued = max(enqueued, done) }
                     return (enqueued, completed)
                 }
+                let workerCPU = try workers.cpuMicros() - cpuBefore
                 let redis = try await stats.end(since: before, own: own)
                 var sample = BenchSample.throughput(jobs: parameters.jobs, elapsed: start.duration(to: completed), redis: redis)
+                sample.add(.workerCPUPerJob, workerCPU / Double(parameters.jobs))
                 sample.add(
                     BenchMetric("enqueued_jobs_per_s", "jobs/s enqueued meanwhile", decimals: 0),
                     Double(parameters.jobs) / start.duration(to: enqueued).inSeconds)

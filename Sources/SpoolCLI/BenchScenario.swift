@@ -93,6 +93,7 @@ struct BenchMetric: Sendable, Hashable {
     static let roundTripsPerJob = BenchMetric("round_trips_per_job", "Redis round trips/job", decimals: 2)
     static let commandsPerJob = BenchMetric("commands_per_job", "Redis commands/job", decimals: 2)
     static let cpuPerJob = BenchMetric("redis_cpu_us_per_job", "Redis CPU µs/job", decimals: 1)
+    static let workerCPUPerJob = BenchMetric("worker_cpu_us_per_job", "worker CPU µs/job", decimals: 1)
 }
 
 /// The figures of one run of one scenario, in the order the table shows them.

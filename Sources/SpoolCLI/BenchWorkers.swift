@@ -112,6 +112,23 @@ final class BenchWorkers: Sendable {
         return (hwm, rss, anon)
     }
 
+    /// CPU time (user + system) the worker processes have used so far, in µs,
+    /// from /proc/PID/stat (clock ticks, usually 10 ms each).
+    func cpuMicros() throws -> Double {
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return try children.reduce(0) { total, child in
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            guard let text = try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8),
+                let close = text.lastIndex(of: ")")
+            else { throw CLIError(.software, "cannot read /proc/\(child.pid)/stat") }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+                throw CLIError(.software, "/proc/\(child.pid)/stat has no utime and stime")
+            }
+            return total + (user + system) / tick * 1e6
+        }
+    }
+
     /// SIGTERM to each pid; after `grace` seconds SIGKILL to any still running.
     func stop(grace: Duration = .seconds(10)) async {
         for child in children where termination(of: child) == nil { child.signalProcess(SIGTERM) }
