@@ -20,21 +20,16 @@ struct ProtocolTests {
         return String(body[..<close.lowerBound])
     }
 
-    @Test func aJobEnqueuedWithRedisCliFollowingTheDocIsCompletedByAWorker() async throws {
-        let doc = try String(contentsOf: Self.repo.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
-        let block = try #require(Self.firstShellBlock(after: "## Enqueue from redis-cli", in: doc))
-        #expect(block.contains("redis-cli EVAL") && block.contains("SADD spool:queues"))
-
-        // The doc's queue is `emails`; give this run its own, and point redis-cli at the test server.
-        let queue = uniqueQueue("emails")
+    /// Runs `block` with bash from the repository root, `redis-cli` pointed at
+    /// the test server; returns the exit status and standard output.
+    static func runShell(_ block: String) async throws -> (Int32, String) {
         let redisURL = try SharedRedis.urlString
         let script = """
             set -euo pipefail
             redis-cli() { command redis-cli -u '\(redisURL)' "$@"; }
-            \(block.replacingOccurrences(of: "emails", with: queue))
-            echo "ID=$id"
+            \(block)
             """
-        let result = try await offPool { () -> (Int32, String) in
+        return try await offPool { () -> (Int32, String) in
             let shell = try ChildProcess.spawn(
                 "/bin/bash", arguments: ["-c", "cd '\(Self.repo.path)' && " + script], stdin: .null, stdout: .pipe, stderr: .pipe)
             var output = Data()
@@ -49,6 +44,36 @@ struct ProtocolTests {
             let status: Int32 = if case .exited(let c) = shell.wait() { c } else { -1 }
             return (status, String(decoding: output, as: UTF8.self))
         }
+    }
+
+    /// The "Variations" block, run as written, makes a delayed job with a key,
+    /// a priority job and a job enqueued by EVALSHA: no call is rejected.
+    @Test func theDocsVariationsEnqueueWhatTheySay() async throws {
+        let doc = try String(contentsOf: Self.repo.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+        let block = try #require(Self.firstShellBlock(after: "\nVariations:", in: doc))
+        let queue = uniqueQueue("emails")
+        let result = try await Self.runShell(block.replacingOccurrences(of: "emails", with: queue))
+        #expect(result.0 == 0, "\(result.1)")
+        let ids = result.1.split(separator: "\n").filter { $0.contains("\(queue).") }
+        #expect(ids.count == 3, "one id per enqueue: \(result.1)")
+        let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
+        let counts = try await client.counts(queue)
+        #expect(counts.delayed == 1 && counts.waiting == 2, "\(counts)")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let conn = try RedisConnection(url: try SharedRedis.url)
+        #expect(try conn.command(["ZCARD", keys.prioritized]).int == 1)
+        #expect(try conn.command(["EXISTS", keys.unique("signup-42")]).int == 1)
+    }
+
+    @Test func aJobEnqueuedWithRedisCliFollowingTheDocIsCompletedByAWorker() async throws {
+        let doc = try String(contentsOf: Self.repo.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+        let block = try #require(Self.firstShellBlock(after: "## Enqueue from redis-cli", in: doc))
+        #expect(block.contains("redis-cli EVAL") && block.contains("SADD spool:queues"))
+
+        // The doc's queue is `emails`; give this run its own.
+        let queue = uniqueQueue("emails")
+        let redisURL = try SharedRedis.urlString
+        let result = try await Self.runShell(block.replacingOccurrences(of: "emails", with: queue) + "\necho \"ID=$id\"")
         #expect(result.0 == 0, "\(result.1)")
         let idLine = try #require(result.1.split(separator: "\n").first { $0.hasPrefix("ID=") })
         let id = String(idLine.dropFirst(3))
