@@ -1,8 +1,8 @@
--- claim: take the next waiting job (higher priorities first, then the FIFO
--- list of priority 0, then lower priorities) and make it active by stamping a
--- lease on it (deadline + token) in one step, so no job is ever active without
--- a lease: the leases set is the active place. A per-queue rate limit is
--- enforced here, across all workers.
+-- claim: take the next waiting jobs, up to ARGV[8] of them (higher priorities
+-- first, then the FIFO list of priority 0, then lower priorities), and make
+-- each active by stamping a lease on it (deadline + token) in one step, so no
+-- job is ever active without a lease: the leases set is the active place. A
+-- per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:waiting   list   RPOP the oldest id of priority 0
@@ -16,7 +16,8 @@
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
--- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
+-- ARGV[3] -> lease token, unique per call (fences every later call on the job):
+--            the first job gets it as is, the i-th (i >= 2) ARGV[3] .. '.' .. i
 -- ARGV[4] -> lease length in ms (the visibility timeout)
 -- ARGV[5] -> rate limit: at most this many claims per window; 0 or absent: none
 -- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
@@ -26,10 +27,13 @@
 --            token on to the next idle worker while jobs remain; "0": the
 --            caller is a busy worker claiming right after finishing a job, and
 --            idle workers were already woken when the jobs arrived
--- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
+-- ARGV[8] -> the most jobs to claim (1 when absent, at most 1000); fewer when
+--            fewer wait or the rate limit leaves room for fewer
+-- Returns: a list of the jobs claimed, oldest first, each
+--          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>.
+-- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -40,6 +44,7 @@ local leaseMs = tonumber(ARGV[4])
 local rateLimit = tonumber(ARGV[5]) or 0
 local rateWindow = tonumber(ARGV[6]) or 1000
 local rearm = ARGV[7] ~= '0'
+local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
 -- Numbers go to Redis and into events as text made once with %d: Lua's own
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
@@ -55,18 +60,21 @@ if rateLimit > 0 then
   local t = redis.call('TIME')
   serverNow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZREMRANGEBYSCORE', rateKey, '-inf', serverNow - rateWindow)
-  if redis.call('ZCARD', rateKey) >= rateLimit then
+  local room = rateLimit - redis.call('ZCARD', rateKey)
+  if room <= 0 then
     local oldest = redis.call('ZRANGE', rateKey, 0, 0, 'WITHSCORES')
     return { -10, math.max(1, tonumber(oldest[2]) + rateWindow - serverNow) }
   end
+  most = math.min(most, room)
 end
 
--- Scores below 100 * 2^40 are priorities above 0.
+-- The next ids, up to `want`. Scores below 100 * 2^40 are priorities above 0;
+-- without prioritized jobs one RPOP with a count takes them all.
 local waitingKey = prefix .. 'waiting'
 local prioritizedKey = prefix .. 'prioritized'
 local normal = 100 * 1099511627776
 local function popNext()
-  local top = flagged and redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES') or {}
+  local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
   if top[1] and tonumber(top[2]) < normal then
     redis.call('ZREM', prioritizedKey, top[1])
     return top[1]
@@ -79,43 +87,68 @@ local function popNext()
   end
   return nil
 end
+local function pop(want)
+  if not flagged then return redis.call('RPOP', waitingKey, want) or {} end
+  local ids = {}
+  for _ = 1, want do
+    local id = popNext()
+    if not id then break end
+    ids[#ids + 1] = id
+  end
+  return ids
+end
 
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
 -- Lua pattern test for the characters that need escaping).
 local quote = cjson.encode
+local queueText = quote(string.match(prefix, '{([^}]*)}:$'))
+local workerText = quote(worker)
+local deadline = now + leaseMs
+local deadlineText = int(deadline)
+local startedText = rateLimit > 0 and int(serverNow) or ARGV[1]
 
--- An id whose record is gone (deleted by hand) is dropped rather than claimed.
-for _ = 1, 100 do
-  local id = popNext()
-  if not id then return 0 end
-  local jobKey = prefix .. 'job:' .. id
-  local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
-                         'attempts', 'seq', 'progress')
-  if job[1] then
-    local deadline = now + leaseMs
-    local attempts = (tonumber(job[5]) or 0) + 1
-    local deadlineText, attemptsText, seqText = int(deadline), int(attempts), int((tonumber(job[6]) or 0) + 1)
-    redis.call('ZADD', prefix .. 'leases', deadlineText, id)
-    -- Under a rate limit, started_at is the server time the limit counted.
-    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
-               'started_at', rateLimit > 0 and int(serverNow) or ARGV[1],
-               'worker', worker, 'token', token, 'lease_until', deadlineText)
-    -- A new attempt starts from nothing, not from the last attempt's progress.
-    if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
-    if rateLimit > 0 then
-      redis.call('ZADD', rateKey, int(serverNow), id .. ':' .. attemptsText)
-      redis.call('PEXPIRE', rateKey, rateWindow)
+-- An id whose record is gone (deleted by hand) is dropped rather than claimed;
+-- up to 100 of them are passed over in one call.
+local claimed, leases = {}, {}
+local popped = 0
+while #claimed < most and popped < most + 100 do
+  local ids = pop(most - #claimed)
+  if #ids == 0 then break end
+  popped = popped + #ids
+  for _, id in ipairs(ids) do
+    local jobKey = prefix .. 'job:' .. id
+    local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
+                           'attempts', 'seq', 'progress')
+    if job[1] then
+      local n = #claimed + 1
+      local jobToken = n == 1 and token or token .. '.' .. n
+      local attempts = (tonumber(job[5]) or 0) + 1
+      local attemptsText, seqText = int(attempts), int((tonumber(job[6]) or 0) + 1)
+      leases[#leases + 1] = deadlineText
+      leases[#leases + 1] = id
+      -- Under a rate limit, started_at is the server time the limit counted.
+      redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
+                 'started_at', startedText, 'worker', worker, 'token', jobToken, 'lease_until', deadlineText)
+      -- A new attempt starts from nothing, not from the last attempt's progress.
+      if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
+      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, id .. ':' .. attemptsText) end
+      local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
+        .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
+        .. ',"seq":' .. seqText .. '}'
+      redis.call('PUBLISH', prefix .. 'events', event)
+      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
+                     deadline, jobToken }
     end
-    if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
-        and redis.call('LLEN', prefix .. 'wake') == 0 then
-      redis.call('LPUSH', prefix .. 'wake', '1')
-    end
-    local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. quote(string.match(prefix, '{([^}]*)}:$'))
-      .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. quote(worker) .. ',"at":' .. ARGV[1]
-      .. ',"seq":' .. seqText .. '}'
-    redis.call('PUBLISH', prefix .. 'events', event)
-    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-    return { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0, deadline }
   end
 end
-return 0
+if #claimed == 0 then return 0 end
+
+-- One write for every lease of the call.
+redis.call('ZADD', prefix .. 'leases', unpack(leases))
+if rateLimit > 0 then redis.call('PEXPIRE', rateKey, rateWindow) end
+if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+    and redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+return claimed

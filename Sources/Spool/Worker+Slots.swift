@@ -80,36 +80,39 @@ extension Worker {
                 rateLimited[queue] = ContinuousClock.now.advanced(by: .milliseconds(a[1].int ?? 10))
                 continue
             }
-            if let claimed = parseClaim(reply, call) { return claimed }
+            if let claimed = parseClaim(reply, call).first { return claimed }
         }
         return nil
     }
 
     struct ClaimCall {
         let queue: String
-        let token: String
         let redisCall: RedisCall
     }
 
-    /// claim.lua's call for `queue`, with a fresh lease token. `rearm`: pass the
-    /// wake token on while jobs remain; false when claiming right after storing
-    /// an outcome (idle workers were woken when the jobs came).
-    func claimCall(_ queue: String, rearm: Bool) -> ClaimCall {
-        let token = JobID.randomHex(bytes: 12)
+    /// claim.lua's call for up to `count` jobs of `queue`, with a fresh lease
+    /// token. `rearm`: pass the wake token on while jobs remain; false when
+    /// claiming right after storing an outcome (idle workers were woken when
+    /// the jobs came).
+    func claimCall(_ queue: String, rearm: Bool, count: Int = 1) -> ClaimCall {
         let policy = configuration.policy(for: queue)
         let args = [
-            String(clock.nowMillis()), id, token, String(leaseMs(queue)),
-            String(policy.rateLimit), String(Int(policy.rateInterval * 1000)), rearm ? "1" : "0",
+            String(clock.nowMillis()), id, JobID.randomHex(bytes: 12), String(leaseMs(queue)),
+            String(policy.rateLimit), String(Int(policy.rateInterval * 1000)), rearm ? "1" : "0", String(count),
         ]
-        return ClaimCall(queue: queue, token: token, redisCall: .script(Scripts.claim, keys: [queuePrefix(queue)], args: args))
+        return ClaimCall(queue: queue, redisCall: .script(Scripts.claim, keys: [queuePrefix(queue)], args: args))
     }
 
-    /// The job in a claim reply; nil for "nothing", paused or rate-limited.
-    func parseClaim(_ reply: RedisValue, _ call: ClaimCall) -> Claimed? {
-        guard let a = reply.array, a.count == 7, let jobID = a[0].string else { return nil }
-        return Claimed(
-            id: jobID, queue: call.queue, type: a[1].string ?? "", payload: a[2].string ?? "null",
-            attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: call.token)
+    /// The jobs in a claim reply, oldest first; none for "nothing", paused or
+    /// rate-limited.
+    func parseClaim(_ reply: RedisValue, _ call: ClaimCall) -> [Claimed] {
+        guard let jobs = reply.array else { return [] }
+        return jobs.compactMap { job in
+            guard let a = job.array, a.count == 8, let jobID = a[0].string, let token = a[7].string else { return nil }
+            return Claimed(
+                id: jobID, queue: call.queue, type: a[1].string ?? "", payload: a[2].string ?? "null",
+                attempt: a[3].int ?? 1, maxAttempts: a[4].int ?? 1, timeoutMs: a[5].int ?? 0, token: token)
+        }
     }
 
     enum Wait {
@@ -151,7 +154,7 @@ extension Worker {
             let call = self.claimCall(self.options.queues[index], rearm: true)
             let reply = try conn.run([call.redisCall])[0].checked()
             // Nothing, paused or rate-limited: the loop's next claim sorts it out.
-            return self.parseClaim(reply, call).map(Wait.claimed) ?? .claimAgain
+            return self.parseClaim(reply, call).first.map(Wait.claimed) ?? .claimAgain
         }
     }
 
@@ -196,7 +199,12 @@ extension Worker {
         case .cancelled:
             jobLogger(job).notice("job stopped: cancelled")
         }
-        return await store(outcome, of: job, claimAfter: true)
+        guard case .completed(let result) = outcome else { return await store(outcome, of: job, claimAfter: true) }
+        let answer = await completeInBatch(job, result: result, claimAfter: true)
+        if answer.code != nil { return (answer.next, answer.empty) }
+        // Not known to be stored: the retry loop, which claims only if the batch did not.
+        let retried = await store(outcome, of: job, claimAfter: answer.next == nil)
+        return answer.next.map { ($0, nil) } ?? retried
     }
 
     /// The worker's logger with the job's id, queue and attempt; made only
@@ -292,7 +300,7 @@ extension Worker {
             let (script, args): (RedisScript, [String])
             switch outcome {
             case .completed(let result):
-                (script, args) = (Scripts.complete, [job.id, job.token, String(now), result, String(policy.keepCompleted)])
+                (script, args) = (Scripts.complete, [String(now), String(policy.keepCompleted), job.id, job.token, result])
             case .failed(let message, let retryable):
                 let backoffArgs = [String(Int(policy.backoffBase * 1000)), String(Int(policy.backoffCap * 1000)), String(Double.random(in: 0..<1))]
                 (script, args) = (
@@ -313,7 +321,7 @@ extension Worker {
                 _ = try replies[0].checked()
                 report(outcome, replies[0], job)
                 if let claim, replies.count > 1 {
-                    if let next = parseClaim(replies[1], claim) { return (next, nil) }
+                    if let next = parseClaim(replies[1], claim).first { return (next, nil) }
                     return (nil, replies[1].int == 0 ? claim.queue : nil)
                 }
                 return (nil, nil)
@@ -328,16 +336,18 @@ extension Worker {
     }
 
     /// Logs what the outcome script said.
-    private func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed) {
+    func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed) {
         let log = { self.jobLogger(job) }
         func rejected(_ what: String, _ operation: String, _ code: Int?) {
             log().warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
         }
         switch outcome {
         case .completed:
-            if reply.int == 1 {
+            // complete.lua answers a batch: one code per job.
+            let code = reply.array?.first?.int ?? reply.int
+            if code == 1 {
                 if logger.logLevel <= .debug { log().debug("job completed") }
-            } else { rejected("completion", "complete", reply.int) }
+            } else { rejected("completion", "complete", code) }
         case .failed(let message, _):
             if let status = reply.array?.first?.int {
                 if status == 2 { log().warning("job is dead", metadata: ["error": "\(message)"]) }

@@ -90,6 +90,8 @@ public final class Worker: Sendable {
     /// Claims, outcomes and progress from every slot share this connection, so
     /// slots finishing together share one write (see ``RedisClient/send(_:)``).
     let commands: RedisClient
+    /// Completions waiting for the batch in flight (see `completeInBatch`).
+    let completions = Mutex(CompletionQueue())
     let counters = Mutex<(processed: Int, failed: Int)>((0, 0))
 
     struct RunningJob: Sendable {

@@ -28,12 +28,13 @@ struct ScriptTests {
         return id
     }
 
+    /// The one job a claim took, as claim.lua lists it; nil when it took none.
     func claim(at now: Int, token: String, leaseMs: Int = 1000) throws -> [RedisValue]? {
-        try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w-\(token)", token, String(leaseMs)]).array
+        try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w-\(token)", token, String(leaseMs)]).array?.first?.array
     }
 
     func complete(_ id: String, token: String, at now: Int, result: String, keep: Int = -1) throws -> Int? {
-        try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, token, String(now), result, String(keep)]).int
+        try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(now), String(keep), id, token, result]).array?.first?.int
     }
 
     @Test func anExpiredLeaseFencesOutItsHolder() throws {
@@ -176,7 +177,7 @@ struct ScriptTests {
         let running = try enqueue()
         // A version 2 claim also pushed the id to the active list.
         for (token, leaseMs) in [("OLD", 1000), ("LIVE", 60000)] {
-            let id = try #require(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, String(leaseMs)]).array?[0].string)
+            let id = try #require(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, String(leaseMs)]).array?.first?.array?[0].string)
             _ = try conn.command(["LPUSH", keys.active, id])
         }
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
@@ -268,6 +269,87 @@ struct ScriptTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
+    /// claim.lua with a count: the jobs in claim order (priority, then FIFO),
+    /// each with its own token and lease, one ZADD for all the leases; fewer
+    /// when fewer wait, none (0) when none do.
+    @Test func aClaimWithACountTakesJobsInOrderEachWithItsOwnToken() throws {
+        let plain = try (0..<4).map { _ in try enqueue() }
+        let urgent = try enqueue(extra: ["priority", "5"])
+        func claimMany(_ count: Int, token: String) throws -> RedisValue {
+            try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, "1000", "0", "1000", "0", String(count)])
+        }
+        let first = try #require(try claimMany(3, token: "K").array?.compactMap(\.array))
+        #expect(first.map { $0[0].string } == [urgent, plain[0], plain[1]])
+        #expect(first.map { $0[7].string } == ["K", "K.2", "K.3"])
+        for job in first {
+            let id = try #require(job[0].string)
+            #expect(job[6].int == t0 + 1000)
+            #expect(try conn.command(["HMGET", keys.job(id), "state", "token"]) == .array([.string("active"), job[7]]))
+            #expect(try conn.command(["ZSCORE", keys.leases, id]).int == t0 + 1000)
+        }
+        let rest = try #require(try claimMany(10, token: "L").array?.compactMap(\.array))
+        #expect(rest.map { $0[0].string } == [plain[2], plain[3]], "fewer wait than asked for")
+        #expect(try claimMany(10, token: "M") == .integer(0))
+        #expect(try complete(plain[3], token: "L.2", at: t0 + 1, result: "1") == 1, "the token in the reply fences the job")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    /// Under a rate limit a counted claim takes only what the window has room for.
+    @Test func aClaimWithACountStopsAtTheRateLimit() throws {
+        for _ in 0..<5 { _ = try enqueue() }
+        func claimMany(_ token: String) throws -> RedisValue {
+            try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, "1000", "2", "60000", "0", "5"])
+        }
+        #expect(try claimMany("A").array?.count == 2)
+        let limited = try #require(try claimMany("B").array)
+        #expect(limited.count == 2 && limited[0].int == -10 && (limited[1].int ?? 0) > 0, "the window is full: \(limited)")
+        #expect(try conn.command(["LLEN", keys.waiting]).int == 3)
+    }
+
+    /// complete.lua with a batch: each job is fenced on its own, one job's
+    /// rejection does not stop the others, and the shared writes count only
+    /// the jobs completed.
+    @Test func aBatchCompletesEachJobOnItsOwnLease() throws {
+        let ids = try (0..<3).map { _ in try enqueue() }
+        let jobs = try #require(
+            try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", "K", "1000", "0", "1000", "0", "3"]).array?.compactMap(\.array))
+        #expect(jobs.map { $0[0].string } == ids)
+        let missing = JobID.make(queue: queue, nowMillis: t0)
+        let bad = try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(t0 + 5), "-1", ids[0], "K"])
+        #expect(bad == .integer(-8), "arguments that do not split into jobs")
+        #expect(try conn.command(["HGET", keys.job(ids[0]), "state"]).string == "active", "nothing changed")
+        let args = [String(t0 + 5), "-1", ids[0], "K", "\"a\"", ids[1], "wrong", "null", ids[0], "K", "\"again\"", missing, "K", "null", ids[2], "K.3", "[3]"]
+        let codes = try conn.eval(Scripts.complete, keys: [keys.prefix], args: args)
+        #expect(codes == .array([.integer(1), .integer(-3), .integer(-2), .integer(-1), .integer(1)]))
+        #expect(try conn.command(["HMGET", keys.job(ids[0]), "state", "result"]) == .array([.string("completed"), .string("\"a\"")]))
+        #expect(try conn.command(["HMGET", keys.job(ids[2]), "state", "result"]) == .array([.string("completed"), .string("[3]")]))
+        #expect(try conn.command(["ZRANGE", keys.leases, "0", "-1"]) == .array([.string(ids[1])]), "only the rejected job keeps its lease")
+        #expect(try conn.command(["ZCARD", keys.completed]).int == 2)
+        #expect(try conn.command(["HGET", keys.stats, "completed"]).int == 2)
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
+    /// Invariant 6 when completions come in batches: the trim runs when the
+    /// counter passes a multiple of 16, so a batch widens the bound by its size.
+    @Test func batchedCompletionsKeepTheCountTrimWithinItsBound() throws {
+        let keep = 100
+        let batch = 5
+        var most = 0
+        for round in 0..<60 {
+            for _ in 0..<batch { _ = try enqueue() }
+            let token = "R\(round)"
+            let jobs = try #require(
+                try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, "1000", "0", "1000", "0", String(batch)]).array?
+                    .compactMap(\.array))
+            var args = [String(t0 + round), String(keep)]
+            for job in jobs { args += [job[0].string ?? "", job[7].string ?? "", "null"] }
+            #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: args) == .array(Array(repeating: .integer(1), count: batch)))
+            most = max(most, try conn.command(["ZCARD", keys.completed]).int ?? 0)
+        }
+        #expect(most > keep && most <= keep + keep / 64 + 16 + batch - 1, "at most \(most) kept")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
     @Test func delayedJobsWaitForTheirTime() throws {
         let id = JobID.make(queue: queue, nowMillis: t0)
         #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + enqueueJobArgs(id, runAt: t0 + 5000)) == .array([.string(id)]))
@@ -316,7 +398,7 @@ struct RetentionZeroTests {
             _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(id, maxAttempts: 1))
             _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T\(i)", "1000"])
             if outcome == "complete" {
-                #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [id, "T\(i)", String(now), "1", "0"]).int == 1)
+                #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(now), "0", id, "T\(i)", "1"]) == .array([.integer(1)]))
             } else {
                 let args = [id, "T\(i)", String(now), "e", "1", "100", "1000", "0", "0"]
                 #expect(try conn.eval(Scripts.fail, keys: [keys.prefix], args: args).array?.first?.int == 2)

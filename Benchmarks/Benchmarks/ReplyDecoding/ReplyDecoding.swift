@@ -14,7 +14,7 @@ import Hiredis
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .spool
 
-    // The smallest reply: what complete.lua and most acknowledgements return.
+    // The smallest reply: what most acknowledgements return.
     // The floor every reply pays (reader bookkeeping, one redisReply, one free).
     decode("integer reply", [.integer(1)])
 
@@ -52,11 +52,14 @@ func decode(_ name: String, _ values: [RedisValue]) {
 
 /// Replies as Spool's scripts send them.
 enum Replies {
-    /// claim.lua's {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}.
+    /// claim.lua's list of one job: {{id, type, payload, attempts, max_attempts,
+    /// timeout_ms, lease_deadline, token}}.
     static func claim(payload: String) -> RedisValue {
         .array([
-            .string("emails.019a4f2c3b1de3a5b7c9d1"), .string("send_welcome"), .string(payload),
-            .integer(1), .integer(25), .integer(30_000), .integer(1_763_800_000_000),
+            .array([
+                .string("emails.019a4f2c3b1de3a5b7c9d1"), .string("send_welcome"), .string(payload),
+                .integer(1), .integer(25), .integer(30_000), .integer(1_763_800_000_000), .string("5f0c9a2e41b7d3c8a6e19f04"),
+            ])
         ])
     }
 }

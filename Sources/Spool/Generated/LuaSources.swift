@@ -108,11 +108,11 @@ redis.call('PUBLISH', prefix .. 'events:' .. id, event)
 return 1
 """##,
         "claim": ##"""
--- claim: take the next waiting job (higher priorities first, then the FIFO
--- list of priority 0, then lower priorities) and make it active by stamping a
--- lease on it (deadline + token) in one step, so no job is ever active without
--- a lease: the leases set is the active place. A per-queue rate limit is
--- enforced here, across all workers.
+-- claim: take the next waiting jobs, up to ARGV[8] of them (higher priorities
+-- first, then the FIFO list of priority 0, then lower priorities), and make
+-- each active by stamping a lease on it (deadline + token) in one step, so no
+-- job is ever active without a lease: the leases set is the active place. A
+-- per-queue rate limit is enforced here, across all workers.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:waiting   list   RPOP the oldest id of priority 0
@@ -126,7 +126,8 @@ return 1
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
--- ARGV[3] -> lease token, unique per claim (fences every later call on this job)
+-- ARGV[3] -> lease token, unique per call (fences every later call on the job):
+--            the first job gets it as is, the i-th (i >= 2) ARGV[3] .. '.' .. i
 -- ARGV[4] -> lease length in ms (the visibility timeout)
 -- ARGV[5] -> rate limit: at most this many claims per window; 0 or absent: none
 -- ARGV[6] -> rate window in ms, measured on the Redis server's clock (TIME), not
@@ -136,10 +137,13 @@ return 1
 --            token on to the next idle worker while jobs remain; "0": the
 --            caller is a busy worker claiming right after finishing a job, and
 --            idle workers were already woken when the jobs arrived
--- Returns: {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline}
+-- ARGV[8] -> the most jobs to claim (1 when absent, at most 1000); fewer when
+--            fewer wait or the rate limit leaves room for fewer
+-- Returns: a list of the jobs claimed, oldest first, each
+--          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>.
+-- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -150,6 +154,7 @@ local leaseMs = tonumber(ARGV[4])
 local rateLimit = tonumber(ARGV[5]) or 0
 local rateWindow = tonumber(ARGV[6]) or 1000
 local rearm = ARGV[7] ~= '0'
+local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
 -- Numbers go to Redis and into events as text made once with %d: Lua's own
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
@@ -165,18 +170,21 @@ if rateLimit > 0 then
   local t = redis.call('TIME')
   serverNow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZREMRANGEBYSCORE', rateKey, '-inf', serverNow - rateWindow)
-  if redis.call('ZCARD', rateKey) >= rateLimit then
+  local room = rateLimit - redis.call('ZCARD', rateKey)
+  if room <= 0 then
     local oldest = redis.call('ZRANGE', rateKey, 0, 0, 'WITHSCORES')
     return { -10, math.max(1, tonumber(oldest[2]) + rateWindow - serverNow) }
   end
+  most = math.min(most, room)
 end
 
--- Scores below 100 * 2^40 are priorities above 0.
+-- The next ids, up to `want`. Scores below 100 * 2^40 are priorities above 0;
+-- without prioritized jobs one RPOP with a count takes them all.
 local waitingKey = prefix .. 'waiting'
 local prioritizedKey = prefix .. 'prioritized'
 local normal = 100 * 1099511627776
 local function popNext()
-  local top = flagged and redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES') or {}
+  local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
   if top[1] and tonumber(top[2]) < normal then
     redis.call('ZREM', prioritizedKey, top[1])
     return top[1]
@@ -189,137 +197,181 @@ local function popNext()
   end
   return nil
 end
+local function pop(want)
+  if not flagged then return redis.call('RPOP', waitingKey, want) or {} end
+  local ids = {}
+  for _ = 1, want do
+    local id = popNext()
+    if not id then break end
+    ids[#ids + 1] = id
+  end
+  return ids
+end
 
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
 -- Lua pattern test for the characters that need escaping).
 local quote = cjson.encode
+local queueText = quote(string.match(prefix, '{([^}]*)}:$'))
+local workerText = quote(worker)
+local deadline = now + leaseMs
+local deadlineText = int(deadline)
+local startedText = rateLimit > 0 and int(serverNow) or ARGV[1]
 
--- An id whose record is gone (deleted by hand) is dropped rather than claimed.
-for _ = 1, 100 do
-  local id = popNext()
-  if not id then return 0 end
-  local jobKey = prefix .. 'job:' .. id
-  local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
-                         'attempts', 'seq', 'progress')
-  if job[1] then
-    local deadline = now + leaseMs
-    local attempts = (tonumber(job[5]) or 0) + 1
-    local deadlineText, attemptsText, seqText = int(deadline), int(attempts), int((tonumber(job[6]) or 0) + 1)
-    redis.call('ZADD', prefix .. 'leases', deadlineText, id)
-    -- Under a rate limit, started_at is the server time the limit counted.
-    redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
-               'started_at', rateLimit > 0 and int(serverNow) or ARGV[1],
-               'worker', worker, 'token', token, 'lease_until', deadlineText)
-    -- A new attempt starts from nothing, not from the last attempt's progress.
-    if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
-    if rateLimit > 0 then
-      redis.call('ZADD', rateKey, int(serverNow), id .. ':' .. attemptsText)
-      redis.call('PEXPIRE', rateKey, rateWindow)
+-- An id whose record is gone (deleted by hand) is dropped rather than claimed;
+-- up to 100 of them are passed over in one call.
+local claimed, leases = {}, {}
+local popped = 0
+while #claimed < most and popped < most + 100 do
+  local ids = pop(most - #claimed)
+  if #ids == 0 then break end
+  popped = popped + #ids
+  for _, id in ipairs(ids) do
+    local jobKey = prefix .. 'job:' .. id
+    local job = redis.call('HMGET', jobKey, 'type', 'payload', 'max_attempts', 'timeout_ms',
+                           'attempts', 'seq', 'progress')
+    if job[1] then
+      local n = #claimed + 1
+      local jobToken = n == 1 and token or token .. '.' .. n
+      local attempts = (tonumber(job[5]) or 0) + 1
+      local attemptsText, seqText = int(attempts), int((tonumber(job[6]) or 0) + 1)
+      leases[#leases + 1] = deadlineText
+      leases[#leases + 1] = id
+      -- Under a rate limit, started_at is the server time the limit counted.
+      redis.call('HSET', jobKey, 'state', 'active', 'attempts', attemptsText, 'seq', seqText,
+                 'started_at', startedText, 'worker', worker, 'token', jobToken, 'lease_until', deadlineText)
+      -- A new attempt starts from nothing, not from the last attempt's progress.
+      if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
+      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, id .. ':' .. attemptsText) end
+      local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
+        .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
+        .. ',"seq":' .. seqText .. '}'
+      redis.call('PUBLISH', prefix .. 'events', event)
+      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
+                     deadline, jobToken }
     end
-    if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
-        and redis.call('LLEN', prefix .. 'wake') == 0 then
-      redis.call('LPUSH', prefix .. 'wake', '1')
-    end
-    local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. quote(string.match(prefix, '{([^}]*)}:$'))
-      .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. quote(worker) .. ',"at":' .. ARGV[1]
-      .. ',"seq":' .. seqText .. '}'
-    redis.call('PUBLISH', prefix .. 'events', event)
-    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-    return { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0, deadline }
   end
 end
-return 0
+if #claimed == 0 then return 0 end
+
+-- One write for every lease of the call.
+redis.call('ZADD', prefix .. 'leases', unpack(leases))
+if rateLimit > 0 then redis.call('PEXPIRE', rateKey, rateWindow) end
+if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
+    and redis.call('LLEN', prefix .. 'wake') == 0 then
+  redis.call('LPUSH', prefix .. 'wake', '1')
+end
+return claimed
 """##,
         "complete": ##"""
--- complete: finish an active job with its result, if the caller still holds
--- the lease.
+-- complete: finish active jobs with their results, each only if the caller
+-- still holds its lease. One call takes one job or a batch of them.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>   hash   state -> completed, result, finished_at, seq (read: token,
 --                           lease_until, the deadline)
---   P:{Q}:leases     zset   ZREM the id (the active place)
+--   P:{Q}:leases     zset   ZREM the ids (the active place)
 --   P:{Q}:completed  zset   id -> finished_at (ms)
 --   P:{Q}:stats      hash   completed counter
 --   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting    list   LPUSH that delivery job
--- ARGV[1] -> job id
--- ARGV[2] -> lease token from claim
--- ARGV[3] -> now, Unix time in ms
--- ARGV[4] -> result (JSON text)
--- ARGV[5] -> keep at most this many completed jobs (-1: no count limit); the
+-- ARGV[1] -> now, Unix time in ms
+-- ARGV[2] -> keep at most this many completed jobs (-1: no count limit); the
 --            oldest beyond it are deleted with their records, in batches: with
---            keep >= 64, checked every 16th completion and up to keep/64 + 16
---            more may wait for the next batch (none when keep < 64)
--- Returns: 1 on success; -1 job missing; -2 job not active; -3 lease token
+--            keep >= 64, checked whenever the completed counter passes a
+--            multiple of 16, and up to keep/64 + 16 more may wait for the next
+--            batch (none when keep < 64: checked on every call)
+-- ARGV[3..] -> the jobs, three arguments each: id, lease token from claim,
+--            result (JSON text)
+-- Returns: a list with one code per job, in order: 1 completed; -1 job missing;
+--          -2 job not active (a job given twice: the second); -3 lease token
 --          does not match (another claim owns it); -4 lease expired.
--- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>.
+--          -8 alone (not in a list) when the arguments do not split into jobs
+--          or now is not a number (nothing is changed).
+-- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
 local prefix = KEYS[1]
-local id = ARGV[1]
-local token = ARGV[2]
-local now = tonumber(ARGV[3])
-local result = ARGV[4]
-local keep = tonumber(ARGV[5]) or -1
+local nowText = ARGV[1]
+local now = tonumber(nowText)
+local keep = tonumber(ARGV[2]) or -1
+if not now or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 then return -8 end
 
-local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
-
-local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback',
-                       'lease_until', 'seq')
-if not job[1] then return -1 end
-if job[1] ~= 'active' then return -2 end
-if job[2] ~= token then return -3 end
--- lease_until, or the leases set for a record claimed before that field existed.
-local deadline = tonumber(job[7]) or tonumber(redis.call('ZSCORE', prefix .. 'leases', id))
-if not deadline or deadline < now then return -4 end
+-- JSON text of an id or a name, quotes included (C code: cheaper than a
+-- Lua pattern test for the characters that need escaping).
+local quote = cjson.encode
+local queueText = quote(queue)
+local leasesKey = prefix .. 'leases'
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
-local function scheduleCallback(url, finalState)
+local function scheduleCallback(id, url, finalState)
   local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. seq
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
-             'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
+             'created_at', nowText, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
              'seq', 1, 'state', 'waiting')
   redis.call('LPUSH', prefix .. 'waiting', cbId)
   if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 end
 
--- seq is written before the count trim below, which may delete this very record (keep 0).
-local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
-redis.call('ZREM', prefix .. 'leases', id)
--- token and lease_until stay: every fenced script checks state = active first.
--- ARGV[3] as given: Lua's number-to-text conversion (printf %.14g) is costly.
-redis.call('HSET', jobKey, 'state', 'completed', 'result', result, 'finished_at', ARGV[3], 'seq', seq)
-local completedKey = prefix .. 'completed'
-redis.call('ZADD', completedKey, ARGV[3], id)
-local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
-if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
-if job[6] then scheduleCallback(job[6], 'completed') end
+local codes, doneIds, doneScores = {}, {}, {}
+for i = 3, #ARGV, 3 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local jobKey = prefix .. 'job:' .. id
+  local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'key', 'key_ttl_ms', 'callback',
+                         'lease_until', 'seq')
+  local code = 1
+  if not job[1] then code = -1
+  elseif job[1] ~= 'active' then code = -2
+  elseif job[2] ~= token then code = -3
+  else
+    -- lease_until, or the leases set for a record claimed before that field existed.
+    local deadline = tonumber(job[7]) or tonumber(redis.call('ZSCORE', leasesKey, id))
+    if not deadline or deadline < now then code = -4 end
+  end
+  codes[#codes + 1] = code
+  if code == 1 then
+    local seq = string.format('%d', (tonumber(job[8]) or 0) + 1)
+    -- token and lease_until stay: every fenced script checks state = active first.
+    -- nowText as given: Lua's number-to-text conversion (printf %.14g) is costly.
+    redis.call('HSET', jobKey, 'state', 'completed', 'result', ARGV[i + 2], 'finished_at', nowText, 'seq', seq)
+    doneIds[#doneIds + 1] = id
+    doneScores[#doneScores + 1] = nowText
+    doneScores[#doneScores + 1] = id
+    if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
+    if job[6] then scheduleCallback(id, job[6], 'completed') end
+    local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
+      .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
+    redis.call('PUBLISH', prefix .. 'events', event)
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
+if #doneIds == 0 then return codes end
 
--- The count bound is checked on every completion when keep < 64, else on
--- every 16th (by the completed counter) and with keep/64 of slack.
-if keep >= 0 and (keep < 64 or total % 16 == 0) then
+-- One write each to the leases, the completed set and the counter for the
+-- whole batch. Records' seq were written above, before the count trim below,
+-- which may delete these very records (keep 0).
+redis.call('ZREM', leasesKey, unpack(doneIds))
+local completedKey = prefix .. 'completed'
+redis.call('ZADD', completedKey, unpack(doneScores))
+local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', #doneIds)
+
+-- The count bound is checked on every call when keep < 64, else when the
+-- completed counter passes a multiple of 16, with keep/64 of slack.
+if keep >= 0 and (keep < 64 or math.floor(total / 16) ~= math.floor((total - #doneIds) / 16)) then
   local excess = redis.call('ZCARD', completedKey) - keep
   if excess > math.floor(keep / 64) then
     local old = redis.call('ZPOPMIN', completedKey, math.min(excess, 100))
     local doomed = {}
-    for i = 1, #old, 2 do doomed[#doomed + 1] = prefix .. 'job:' .. old[i] end
+    for j = 1, #old, 2 do doomed[#doomed + 1] = prefix .. 'job:' .. old[j] end
     redis.call('DEL', unpack(doomed))
   end
 end
-
--- JSON text of an id or a name, quotes included (C code: cheaper than a
--- Lua pattern test for the characters that need escaping).
-local quote = cjson.encode
-local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. quote(queue)
-  .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. ARGV[3] .. ',"seq":' .. seq .. '}'
-redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
-return 1
+return codes
 """##,
         "enqueue": ##"""
 -- enqueue: create jobs and put each in the waiting list, or in the delayed set

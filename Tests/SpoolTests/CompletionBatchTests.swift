@@ -1,0 +1,58 @@
+import Foundation
+import Hiredis
+import Spool
+import SpoolTestSupport
+import Testing
+
+/// A worker's slots that finish while a batch is in flight share the next
+/// one: one complete.lua call and one counted claim.lua call per queue.
+@Suite("Completions and claims in batches")
+struct CompletionBatchTests {
+
+    /// Calls of `command` the server has run, from INFO commandstats (commands
+    /// called from Lua included).
+    func calls(_ command: String, _ conn: RedisConnection) throws -> Int {
+        let info = try conn.command(["INFO", "commandstats"]).string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+            let field = line.split(separator: ",").first(where: { $0.contains("calls=") })
+        else { return 0 }
+        return Int(field.split(separator: "=").last ?? "") ?? 0
+    }
+
+    @Test func aBusyWorkerCompletesAndClaimsInBatchesAndRunsEachJobOnce() async throws {
+        // A private server: its command counts are this test's alone.
+        let server = try await offPool { try TestRedis(appendOnly: false) }
+        defer { server.stop() }
+        let conn = try server.connect()
+        let queue = uniqueQueue("batch")
+        let config = testConfiguration(url: server.url)
+        let client = SpoolClient(configuration: config)
+        let jobs = 400
+        try await client.pause(queue)
+        let ids = try await client.enqueue((0..<jobs).map { n in JobRequest(queue: queue, type: "echo", payload: "{\"n\":\(n)}") })
+        var handlers = JobHandlers()
+        handlers.register("echo") { job in job.payload }
+        let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: 8), handlers: handlers))
+        let keys = QueueKeys(prefix: config.prefix, queue: queue)
+        let before = (zrem: try calls("zrem", conn), rpop: try calls("rpop", conn))
+        try await client.resume(queue)
+        #expect(await eventually(timeout: 60) { try await client.counts(queue).completed == jobs })
+        let after = (zrem: try calls("zrem", conn), rpop: try calls("rpop", conn))
+        await worker.stop()
+
+        // Each job ran once, with its own payload as its result.
+        #expect(worker.worker.processedCount == jobs)
+        for (n, id) in ids.enumerated() {
+            let fields = try conn.command(["HMGET", keys.job(id), "state", "attempts", "result"])
+            #expect(fields == .array([.string("completed"), .string("1"), .string("{\"n\":\(n)}")]), "\(id)")
+        }
+        #expect(try conn.command(["ZCARD", keys.leases]).int == 0)
+        // One ZREM of the leases per complete.lua call and one RPOP per claim
+        // call: fewer calls than jobs means slots shared them.
+        let completeCalls = after.zrem - before.zrem
+        let claimCalls = after.rpop - before.rpop
+        #expect(completeCalls > 0 && completeCalls < jobs * 3 / 4, "\(completeCalls) complete calls for \(jobs) jobs")
+        #expect(claimCalls > 0 && claimCalls < jobs * 3 / 4, "\(claimCalls) claim calls for \(jobs) jobs")
+        #expect(try await InvariantChecker.check(queue: queue, url: server.url).isEmpty)
+    }
+}
