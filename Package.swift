@@ -22,15 +22,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
-        // C modules: a module map and one shim header each, no logic.
+        // C modules: a module map and one shim header each (CCurl's also loads libcurl).
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // libcurl's header only: the library is loaded with dlopen when the
+        // first callback is sent (see shim.h), so it is not linked.
         .systemLibrary(
             name: "CCurl",
-            pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         // The only importer of CHiredis.

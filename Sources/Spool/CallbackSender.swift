@@ -73,8 +73,27 @@ public struct CallbackSender: Sendable {
 
     // MARK: - Internals
 
-    /// Runs `curl_global_init` exactly once per process (Swift's lazy static initialisation is thread-safe).
-    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// libcurl's functions: resolved once and never changed after, so shared between threads.
+    private final class Curl: @unchecked Sendable {
+        let api: spool_curl
+        init(_ api: spool_curl) { self.api = api }
+    }
+
+    /// libcurl, loaded and initialised (`curl_global_init`) once per process, at the first delivery: a worker that
+    /// never sends a callback never maps it (Swift's lazy static initialisation is thread-safe).
+    private static let curl: Result<Curl, CallbackError> = {
+        let slot = UnsafeMutablePointer<spool_curl>.allocate(capacity: 1)
+        defer { slot.deallocate() }
+        if let problem = spool_curl_load(slot) {
+            return .failure(CallbackError("cannot load libcurl (libcurl.so.4): \(String(cString: problem))"))
+        }
+        let api = slot.pointee
+        let code = api.global_init(Int(CURL_GLOBAL_DEFAULT))
+        guard code == CURLE_OK else {
+            return .failure(CallbackError("cannot initialise libcurl: \(String(cString: api.easy_strerror(code)))"))
+        }
+        return .success(Curl(api))
+    }()
 
     /// Why `url` may not be used, or `nil` when it is an acceptable http(s) URL.
     static func urlProblem(_ url: String) -> String? {
@@ -108,24 +127,26 @@ public struct CallbackSender: Sendable {
     /// The blocking transfer. Every libcurl resource it creates is released before it returns.
     private func perform(url: String, body: String) -> Result<Int, CallbackError> {
         let shown = Self.redacted(url)
-        guard Self.globalInit == CURLE_OK else {
-            return .failure(CallbackError("cannot initialise libcurl: \(String(cString: curl_easy_strerror(Self.globalInit)))"))
+        var api: spool_curl
+        switch Self.curl {
+        case .success(let loaded): api = loaded.api
+        case .failure(let error): return .failure(error)
         }
         // Declared first so it is freed last, after the handle that points at it.
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        defer { curl_slist_free_all(headers) }
+        defer { api.slist_free_all(headers) }
         // "Expect:" stops curl from waiting for a "100 Continue" before sending a large body.
         var lines = ["Content-Type: application/json", "Expect:"]
         if let signature = signature(for: body) { lines.append("X-Spool-Signature: \(signature)") }
         for line in lines {
-            guard let appended = curl_slist_append(headers, line) else {
+            guard let appended = api.slist_append(headers, line) else {
                 return .failure(CallbackError("cannot build the request headers for \(shown)"))
             }
             headers = appended
         }
 
-        guard let handle = curl_easy_init() else { return .failure(CallbackError("cannot create a libcurl handle")) }
-        defer { curl_easy_cleanup(handle) }
+        guard let handle = api.easy_init() else { return .failure(CallbackError("cannot create a libcurl handle")) }
+        defer { api.easy_cleanup(handle) }
 
         // A trailing NUL keeps the buffer non-empty (an empty body still has a valid pointer); it is not sent.
         var payload = Array(body.utf8)
@@ -139,22 +160,22 @@ public struct CallbackSender: Sendable {
         let code: CURLcode = payload.withUnsafeMutableBytes { payloadBytes in
             errorBuffer.withUnsafeMutableBytes { errorBytes in
                 var setup: [CURLcode] = [
-                    spool_curl_setopt_string(handle, CURLOPT_URL, url),
-                    spool_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"),
-                    spool_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
-                    spool_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0),
-                    spool_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1),
-                    spool_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds),
-                    spool_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeoutMilliseconds),
-                    spool_curl_setopt_string(handle, CURLOPT_USERAGENT, userAgent),
-                    spool_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headers)),
-                    spool_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payloadSize),
-                    spool_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, payloadBytes.baseAddress),
-                    spool_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBytes.baseAddress),
-                    spool_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkBox.toOpaque()),
+                    spool_curl_setopt_string(&api, handle, CURLOPT_URL, url),
+                    spool_curl_setopt_string(&api, handle, CURLOPT_PROTOCOLS_STR, "http,https"),
+                    spool_curl_setopt_string(&api, handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
+                    spool_curl_setopt_long(&api, handle, CURLOPT_FOLLOWLOCATION, 0),
+                    spool_curl_setopt_long(&api, handle, CURLOPT_NOSIGNAL, 1),
+                    spool_curl_setopt_long(&api, handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds),
+                    spool_curl_setopt_long(&api, handle, CURLOPT_CONNECTTIMEOUT_MS, timeoutMilliseconds),
+                    spool_curl_setopt_string(&api, handle, CURLOPT_USERAGENT, userAgent),
+                    spool_curl_setopt_pointer(&api, handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headers)),
+                    spool_curl_setopt_long(&api, handle, CURLOPT_POSTFIELDSIZE, payloadSize),
+                    spool_curl_setopt_pointer(&api, handle, CURLOPT_POSTFIELDS, payloadBytes.baseAddress),
+                    spool_curl_setopt_pointer(&api, handle, CURLOPT_ERRORBUFFER, errorBytes.baseAddress),
+                    spool_curl_setopt_pointer(&api, handle, CURLOPT_WRITEDATA, sinkBox.toOpaque()),
                 ]
                 setup.append(
-                    spool_curl_setopt_write(handle) { data, size, count, context in
+                    spool_curl_setopt_write(&api, handle) { data, size, count, context in
                         let n = size * count
                         guard let data, let context else { return n }
                         let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
@@ -167,18 +188,18 @@ public struct CallbackSender: Sendable {
                         return n
                     })
                 if let failed = setup.first(where: { $0 != CURLE_OK }) { return failed }
-                return curl_easy_perform(handle)
+                return api.easy_perform(handle)
             }
         }
 
         guard code == CURLE_OK else {
-            let summary = String(cString: curl_easy_strerror(code))
+            let summary = String(cString: api.easy_strerror(code))
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let text = detail.isEmpty || detail == summary ? summary : "\(summary) (\(detail))"
             return .failure(CallbackError("POST \(shown) failed: \(text)"))
         }
         var status = 0
-        _ = spool_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        _ = spool_curl_getinfo_long(&api, handle, CURLINFO_RESPONSE_CODE, &status)
         guard (200..<300).contains(status) else {
             let excerpt = String(decoding: sink.bytes, as: UTF8.self)
             return .failure(CallbackError("HTTP \(status) from \(shown)" + (excerpt.isEmpty ? "" : ": \(excerpt)")))
