@@ -5,12 +5,32 @@
 /// Job ids name their queue: `<queue>.<suffix>`, where the suffix has no dot.
 /// So any reader finds a job from its id alone, and ids are unique across queues.
 ///
-/// Spool's suffix is 12 hex digits of milliseconds since the epoch and 10 random
-/// hex digits, so ids sort by creation time.
+/// Spool's suffix is 17 characters of base 32 (Crockford's digits, lowercase:
+/// 0-9 and a-z without i, l, o, u): 9 for the milliseconds since the epoch
+/// (45 bits, good until the year 3084) and 8 random (40 bits). The digits are
+/// in ASCII order, so ids of one queue sort by creation time. Every waiting
+/// job carries its id twice in Redis (its key and the waiting list), so its
+/// length is memory: 17 characters instead of 22 hex digits save about 20
+/// bytes per job.
 public enum JobID {
     public static func make(queue: String, nowMillis: Int) -> String {
         var g = SystemRandomNumberGenerator()
-        return queue + "." + hex(UInt64(max(0, nowMillis)), digits: 12) + hex(g.next() & 0xFF_FFFF_FFFF, digits: 10)
+        return queue + "." + base32(UInt64(max(0, nowMillis)), digits: 9) + base32(g.next() & 0xFF_FFFF_FFFF, digits: 8)
+    }
+
+    /// Crockford's base-32 digits, lowercase, in ASCII order.
+    private static let base32Digits = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+
+    /// `value` in base 32, zero-padded to `digits` (the low digits if it is longer).
+    static func base32(_ value: UInt64, digits: Int) -> String {
+        String(unsafeUninitializedCapacity: digits) { buffer in
+            var v = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                buffer[i] = base32Digits[Int(v & 31)]
+                v >>= 5
+            }
+            return digits
+        }
     }
 
     /// The queue part of an id, or nil when the id has no valid queue or suffix.

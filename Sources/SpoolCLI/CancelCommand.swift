@@ -16,7 +16,7 @@ struct CancelCommand: AsyncParsableCommand {
             status 65).
 
             Examples:
-              spool cancel mail.018f3a2b4c5d9e8f7a6b5c --reason "sent by hand"
+              spool cancel mail.1hwx2pk2xkt7qmttw --reason "sent by hand"
             """
     )
 

@@ -13,7 +13,7 @@ struct RetryCommand: AsyncParsableCommand {
             exit status 65.
 
             Examples:
-              spool retry mail.018f3a2b4c5d9e8f7a6b5c
+              spool retry mail.1hwx2pk2xkt7qmttw
               spool retry --all-dead mail
             """
     )

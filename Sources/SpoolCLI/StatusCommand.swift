@@ -17,8 +17,8 @@ struct StatusCommand: AsyncParsableCommand {
             state; with --json an array of objects.
 
             Examples:
-              spool status mail.018f3a2b4c5d9e8f7a6b5c
-              spool status mail.018f3a2b4c5d9e8f7a6b5c --json | jq -r .state
+              spool status mail.1hwx2pk2xkt7qmttw
+              spool status mail.1hwx2pk2xkt7qmttw --json | jq -r .state
               spool status
             """
     )

@@ -21,7 +21,7 @@ struct WatchCommand: AsyncParsableCommand {
             stderr), 2 cancelled; 66 unknown job, 69 Redis unreachable.
 
             Examples:
-              spool watch reports.018f3a2b4c5d9e8f7a6b5c
+              spool watch reports.1hwx2pk2xkt7qmttw
               spool watch "$id" --json | jq .percent
             """
     )
