@@ -31,7 +31,8 @@ struct BenchCommand: AsyncParsableCommand {
             Throughput scenarios report jobs/s, Redis round trips per job (INFO \
             stats total_reads_processed), commands per job (INFO commandstats, \
             which counts commands called from Lua) and Redis CPU µs per job (INFO \
-            cpu), the bench's own polling taken out.
+            cpu), the bench's own polling taken out. Scenarios with worker \
+            processes also report their CPU µs per job (/proc/PID/stat).
 
             Scenarios (default: all, in this order):
               enqueue-single      --jobs jobs enqueued one at a time, one connection
