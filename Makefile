@@ -47,10 +47,13 @@ build: deps
 # --static-swift-stdlib: the Swift runtime and Foundation are linked into the
 # binary (about 130 MB), so it runs where Swift is not installed, and each
 # worker process maps no Swift shared libraries: about 2.4 MB less resident
-# memory per process (docs/PERFORMANCE.md, worker RSS).
+# memory per process (docs/PERFORMANCE.md, worker RSS). lld (shipped with the
+# Swift toolchain) links it: gold warns about the mktemp call inside the
+# static Foundation, which Spool never makes.
+RELEASE_FLAGS = -c release --product spool --static-swift-stdlib -Xswiftc -use-ld=lld
 release: deps
-	@echo "release: swift build -c release --product spool --static-swift-stdlib"
-	@swift build -c release --product spool --static-swift-stdlib
+	@echo "release: swift build $(RELEASE_FLAGS)"
+	@swift build $(RELEASE_FLAGS)
 
 lua:
 	@scripts/embed-lua.sh
