@@ -48,6 +48,9 @@ extension Worker {
             return true
         }
         if lead {
+            // No batch in flight: send now, after one yield that lets slots
+            // whose jobs finished in the same instant join (batches of about
+            // 7 rather than 5.5 in a drain at concurrency 10).
             await Task.yield()
             let own = PendingCompletion(job: job, result: result, claimFrom: claimFrom, continuation: nil)
             let others = completions.withLock { queue -> [PendingCompletion] in
