@@ -89,6 +89,16 @@ public final class TestRedis: @unchecked Sendable {
     /// A fresh connection (the caller owns it).
     public func connect() throws -> RedisConnection { try RedisConnection(url: url) }
 
+    /// Calls of `command` this server has run, from INFO commandstats (commands
+    /// called from Lua included): on a private server, the test's own.
+    public func calls(_ command: String) throws -> Int {
+        let info = try connect().command(["INFO", "commandstats"]).string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+            let field = line.split(separator: ",").first(where: { $0.contains("calls=") })
+        else { return 0 }
+        return Int(field.split(separator: "=").last ?? "") ?? 0
+    }
+
     private func waitForPing(deadline: Date) throws {
         while Date() < deadline {
             if let conn = try? RedisConnection(url: url, timeouts: RedisTimeouts(connect: 0.5, command: 2)),

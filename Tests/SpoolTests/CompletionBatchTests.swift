@@ -4,20 +4,12 @@ import Spool
 import SpoolTestSupport
 import Testing
 
-/// A worker's slots that finish while a batch is in flight share the next
-/// one: one complete.lua call and one counted claim.lua call per queue.
-@Suite("Completions and claims in batches")
+/// Work that Redis does once per batch instead of once per job: a worker's
+/// slots that finish while a batch is in flight share the next one (one
+/// complete.lua call and one counted claim.lua call per queue), and a bulk
+/// enqueue checks its ids in one call. Counted on private servers.
+@Suite("Batched script calls")
 struct CompletionBatchTests {
-
-    /// Calls of `command` the server has run, from INFO commandstats (commands
-    /// called from Lua included).
-    func calls(_ command: String, _ conn: RedisConnection) throws -> Int {
-        let info = try conn.command(["INFO", "commandstats"]).string ?? ""
-        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
-            let field = line.split(separator: ",").first(where: { $0.contains("calls=") })
-        else { return 0 }
-        return Int(field.split(separator: "=").last ?? "") ?? 0
-    }
 
     @Test func aBusyWorkerCompletesAndClaimsInBatchesAndRunsEachJobOnce() async throws {
         // A private server: its command counts are this test's alone.
@@ -34,10 +26,10 @@ struct CompletionBatchTests {
         handlers.register("echo") { job in job.payload }
         let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue], concurrency: 8), handlers: handlers))
         let keys = QueueKeys(prefix: config.prefix, queue: queue)
-        let before = (zrem: try calls("zrem", conn), rpop: try calls("rpop", conn))
+        let before = (zrem: try server.calls("zrem"), rpop: try server.calls("rpop"))
         try await client.resume(queue)
         #expect(await eventually(timeout: 60) { try await client.counts(queue).completed == jobs })
-        let after = (zrem: try calls("zrem", conn), rpop: try calls("rpop", conn))
+        let after = (zrem: try server.calls("zrem"), rpop: try server.calls("rpop"))
         await worker.stop()
 
         // Each job ran once, with its own payload as its result.
@@ -54,5 +46,18 @@ struct CompletionBatchTests {
         #expect(completeCalls > 0 && completeCalls < jobs * 3 / 4, "\(completeCalls) complete calls for \(jobs) jobs")
         #expect(claimCalls > 0 && claimCalls < jobs * 3 / 4, "\(claimCalls) claim calls for \(jobs) jobs")
         #expect(try await InvariantChecker.check(queue: queue, url: server.url).isEmpty)
+    }
+
+    /// A batch of new ids asks whether any is taken in one EXISTS, not one per job.
+    @Test func aBulkEnqueueChecksItsIdsInOneCall() async throws {
+        let server = try await offPool { try TestRedis(appendOnly: false) }
+        defer { server.stop() }
+        let queue = uniqueQueue("bulk")
+        let client = SpoolClient(configuration: testConfiguration(url: server.url))
+        let before = try server.calls("exists")
+        let ids = try await client.enqueue((0..<150).map { _ in JobRequest(queue: queue, type: "t") })
+        #expect(Set(ids).count == 150)
+        #expect(try server.calls("exists") - before == 1, "one EXISTS for the whole batch")
+        #expect(try await client.counts(queue).waiting == 150)
     }
 }

@@ -249,6 +249,17 @@ struct ScriptTests {
         #expect(try conn.command(["EXISTS", keys.job(id + "a")]).int == 0)
         #expect(try conn.command(["LLEN", keys.waiting]).int == 1)
         #expect(try conn.command(["HGET", keys.stats, "enqueued"]).int == 1)
+
+        // In a batch (where one EXISTS asks about every id at once): an id
+        // already taken is refused and the rest are made; an id given twice
+        // is made once; an id refused for a bad argument can come again.
+        let batch = try call(
+            enqueueJobArgs(id + "c"), enqueueJobArgs(id), enqueueJobArgs(id + "d", maxAttempts: 0),
+            enqueueJobArgs(id + "d"), enqueueJobArgs(id + "c"))
+        #expect(batch == .array([.string(id + "c"), .integer(-5), .integer(-8), .string(id + "d"), .integer(-5)]))
+        #expect(try call(enqueueJobArgs(id + "e"), enqueueJobArgs(id + "e")) == .array([.string(id + "e"), .integer(-5)]))
+        #expect(try conn.command(["LRANGE", keys.waiting, "0", "-1"]) == .array([.string(id + "e"), .string(id + "d"), .string(id + "c"), .string(id)]))
+        #expect(try conn.command(["HGET", keys.stats, "enqueued"]).int == 4)
     }
 
     @Test func aBatchEnqueuesInOrderAndAnErrorStopsOnlyItsJob() throws {

@@ -432,7 +432,16 @@ local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
 
-local replies, ready = {}, {}
+-- Whether any id of the batch is taken, asked in one EXISTS: the usual answer
+-- is no, and then no job needs a call of its own for it (an id given twice in
+-- the batch is caught by `created`). A single job, or a batch too long to
+-- unpack, asks per job.
+local jobKeys = {}
+for j = 1, #starts do jobKeys[j] = prefix .. 'job:' .. ARGV[starts[j]] end
+local anyTaken = true
+if #starts > 1 and #starts <= 1000 then anyTaken = redis.call('EXISTS', unpack(jobKeys)) > 0 end
+
+local replies, ready, made = {}, {}, {}
 local created, wake = 0, false
 for j = 1, #starts do
   local at = starts[j]
@@ -440,7 +449,7 @@ for j = 1, #starts do
   local last = at + 5 + tonumber(ARGV[at + 5])
   local runAt = tonumber(runAtText) or 0
   local maxAttempts = tonumber(attemptsText)
-  local jobKey = prefix .. 'job:' .. id
+  local jobKey = jobKeys[j]
   -- Times and counts as the caller sent them: Lua's number-to-text conversion
   -- (printf %.14g) is a visible share of the CPU.
   local fields = { 'type', jobType, 'payload', payload, 'created_at', nowText,
@@ -460,7 +469,7 @@ for j = 1, #starts do
     fields[#fields + 1] = name
     fields[#fields + 1] = value
   end
-  if not reply and redis.call('EXISTS', jobKey) == 1 then reply = -5 end
+  if not reply and (made[id] or (anyTaken and redis.call('EXISTS', jobKey) == 1)) then reply = -5 end
 
   -- Idempotency: the key names the job it made while that job is kept; until it
   -- finishes the key has no expiry, then it lasts key_ttl_ms (set by the script
@@ -500,6 +509,7 @@ for j = 1, #starts do
     redis.call('PUBLISH', eventsKey, event)
     redis.call('PUBLISH', eventsKey .. ':' .. id, event)
     created = created + 1
+    made[id] = true
     reply = id
   end
   replies[j] = reply
