@@ -128,7 +128,7 @@ extension Worker {
                 guard let codes = reply.array, codes.count == group.members.count else { continue }
                 for (index, code) in zip(group.members, codes) {
                     answers[index].code = code.int
-                    report(.completed(batch[index].result), .integer(code.int ?? 0), batch[index].job)
+                    reportCompletion(code.int, batch[index].job)
                 }
             }
             for (group, (claim, reply)) in zip(claiming, zip(claims, replies.dropFirst(completing.count))) {

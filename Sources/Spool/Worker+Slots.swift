@@ -337,27 +337,33 @@ extension Worker {
 
     /// Logs what the outcome script said.
     func report(_ outcome: Outcome, _ reply: RedisValue, _ job: Claimed) {
-        let log = { self.jobLogger(job) }
-        func rejected(_ what: String, _ operation: String, _ code: Int?) {
-            log().warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
-        }
         switch outcome {
         case .completed:
             // complete.lua answers a batch: one code per job.
-            let code = reply.array?.first?.int ?? reply.int
-            if code == 1 {
-                if logger.logLevel <= .debug { log().debug("job completed") }
-            } else { rejected("completion", "complete", code) }
+            reportCompletion(reply.array?.first?.int, job)
         case .failed(let message, _):
             if let status = reply.array?.first?.int {
-                if status == 2 { log().warning("job is dead", metadata: ["error": "\(message)"]) }
+                if status == 2 { jobLogger(job).warning("job is dead", metadata: ["error": "\(message)"]) }
             } else {
-                rejected("failure report", "fail", reply.int)
+                rejected("failure report", "fail", reply.int, job)
             }
         case .released:
-            if reply.int != 1 { rejected("release", "release", reply.int) }
+            if reply.int != 1 { rejected("release", "release", reply.int, job) }
         case .cancelled:
-            if reply.int != 1 { rejected("cancellation", "cancel", reply.int) }
+            if reply.int != 1 { rejected("cancellation", "cancel", reply.int, job) }
         }
+    }
+
+    /// Logs complete.lua's code for `job` (1: completed).
+    func reportCompletion(_ code: Int?, _ job: Claimed) {
+        if code == 1 {
+            if logger.logLevel <= .debug { jobLogger(job).debug("job completed") }
+        } else {
+            rejected("completion", "complete", code, job)
+        }
+    }
+
+    private func rejected(_ what: String, _ operation: String, _ code: Int?, _ job: Claimed) {
+        jobLogger(job).warning("\(what) rejected: \(SpoolError.script(code: code ?? 0, operation, queue: job.queue, job: job.id).message)")
     }
 }
