@@ -52,15 +52,18 @@ public struct WorkerOptions: Sendable {
 /// A worker process's engine.
 ///
 /// 1. `concurrency` slots each loop: claim a job (claim.lua stamps a fenced
-///    lease), run its handler, store the outcome (complete.lua / fail.lua); with
+///    lease), run its handler, store the outcome (complete.lua, batched with
+///    the other slots' completions and the claims of their next jobs; or
+///    fail.lua); with
 ///    nothing to claim, one idle slot per process blocks on the queues' wake
 ///    lists for at most `blockSeconds` (below the socket timeout, so a dead
 ///    connection shows) and the others park in memory (``WaitRoom``).
 /// 2. The heartbeat renews the leases of every running job, one extend.lua call
-///    per queue per interval, flags jobs whose lease is gone, and keeps this
-///    worker's entry in the registry fresh.
-/// 3. The housekeeper promotes due delayed/retry jobs, reaps expired leases and
-///    trims finished jobs; guard keys make one sweep per interval fleet-wide.
+///    per queue per interval, and flags jobs whose lease is gone.
+/// 3. The housekeeper promotes due delayed/retry jobs, reaps expired leases,
+///    trims finished jobs and keeps this worker's entry in the registry fresh,
+///    all due in a tick in one write; guard keys make one sweep per interval
+///    fleet-wide.
 /// 4. `stop()` stops claiming at once. Running jobs get `grace` seconds; any
 ///    still running then are cancelled and released (release.lua: back to the
 ///    front of the queue, the attempt not counted). `run()` returns after the
@@ -82,7 +85,7 @@ public final class Worker: Sendable {
     /// Cancel requests for jobs not (yet) in `running`, with when they came;
     /// locked only inside `running`'s lock.
     let earlyCancels = Mutex<[String: ContinuousClock.Instant]>([:])
-    /// Workers serving each queue, from the registry heartbeat.
+    /// Workers serving each queue, read with the housekeeper's registry write.
     let peers = Mutex<[String: Int]>([:])
     let slots: [Slot]
     /// Idle slots: one blocks on the wake lists, the rest wait in memory.
