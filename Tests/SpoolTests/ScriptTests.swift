@@ -240,6 +240,7 @@ struct ScriptTests {
         }
         #expect(try call(enqueueJobArgs(id)) == .array([.integer(-5)]))
         #expect(try call(enqueueJobArgs(id + "x", maxAttempts: 0)) == .array([.integer(-8)]))
+        #expect(try call(enqueueJobArgs(id, maxAttempts: 0)) == .array([.integer(-8)]), "a bad argument is found before a taken id")
         #expect(try call(enqueueJobArgs(id + "y", options: ["bogus", "1"])) == .array([.integer(-8)]))
         #expect(try call(enqueueJobArgs(id + "z", options: ["priority", "1.5"])) == .array([.integer(-8)]))
         // Arguments that do not split into jobs create nothing, not even the whole jobs before them.
@@ -325,16 +326,23 @@ struct ScriptTests {
         let jobs = try #require(
             try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", "K", "1000", "0", "1000", "0", "3"]).array?.compactMap(\.array))
         #expect(jobs.map { $0[0].string } == ids)
+        // A fourth job whose 2 ms lease has run out by the time the batch comes.
+        let late = try enqueue()
+        #expect(try claim(at: t0, token: "L", leaseMs: 2)?[0].string == late)
         let missing = JobID.make(queue: queue, nowMillis: t0)
         let bad = try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(t0 + 5), "-1", ids[0], "K"])
         #expect(bad == .integer(-8), "arguments that do not split into jobs")
         #expect(try conn.command(["HGET", keys.job(ids[0]), "state"]).string == "active", "nothing changed")
-        let args = [String(t0 + 5), "-1", ids[0], "K", "\"a\"", ids[1], "wrong", "null", ids[0], "K", "\"again\"", missing, "K", "null", ids[2], "K.3", "[3]"]
+        let args = [
+            String(t0 + 5), "-1", ids[0], "K", "\"a\"", ids[1], "wrong", "null", ids[0], "K", "\"again\"", missing, "K", "null",
+            late, "L", "\"late\"", ids[2], "K.3", "[3]",
+        ]
         let codes = try conn.eval(Scripts.complete, keys: [keys.prefix], args: args)
-        #expect(codes == .array([.integer(1), .integer(-3), .integer(-2), .integer(-1), .integer(1)]))
+        #expect(codes == .array([.integer(1), .integer(-3), .integer(-2), .integer(-1), .integer(-4), .integer(1)]))
+        #expect(try conn.command(["HMGET", keys.job(late), "state", "result"]) == .array([.string("active"), .null]), "an expired lease stores nothing")
         #expect(try conn.command(["HMGET", keys.job(ids[0]), "state", "result"]) == .array([.string("completed"), .string("\"a\"")]))
         #expect(try conn.command(["HMGET", keys.job(ids[2]), "state", "result"]) == .array([.string("completed"), .string("[3]")]))
-        #expect(try conn.command(["ZRANGE", keys.leases, "0", "-1"]) == .array([.string(ids[1])]), "only the rejected job keeps its lease")
+        #expect(try conn.command(["ZRANGE", keys.leases, "0", "-1"]) == .array([.string(late), .string(ids[1])]), "only the rejected jobs keep their leases")
         #expect(try conn.command(["ZCARD", keys.completed]).int == 2)
         #expect(try conn.command(["HGET", keys.stats, "completed"]).int == 2)
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
