@@ -450,4 +450,26 @@ struct RetryPriorityTests {
         #expect(try conn.eval(Scripts.purge, keys: [keys.prefix], args: ["waiting", "100"]).int == 1)
         #expect(try conn.command(["EXISTS", keys.unique("k1")]).int == 0, "purge drops the key")
     }
+
+    @Test func aRetryByHandForgetsAnEarlierCancelRequest() throws {
+        let url = try SharedRedis.url
+        let conn = try RedisConnection(url: url)
+        let queue = uniqueQueue("retry-cancel")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let now = 1_800_000_000_000
+        let id = JobID.make(queue: queue, nowMillis: now)
+        _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(id, maxAttempts: 1))
+        _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T1", "60000"])
+        // Cancel without a token: only a request, which this worker ignores.
+        #expect(try conn.eval(Scripts.cancel, keys: [keys.prefix], args: [id, String(now), "stop it"]).int == 2)
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(now), "60000", id, "T1"]) == .array([.integer(2)]))
+        _ = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T1", String(now), "e", "0", "100", "1000", "0", "-1"])
+        #expect(try conn.command(["HGET", keys.job(id), "state"]) == .string("dead"))
+        #expect(try conn.eval(Scripts.retry, keys: [keys.prefix], args: [String(now), id, "1"]).int == 1)
+        #expect(try conn.command(["HMGET", keys.job(id), "cancel_requested", "cancel_reason"]) == .array([.null, .null]))
+        _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T2", "60000"])
+        #expect(try conn.eval(Scripts.extend, keys: [keys.prefix], args: [String(now), "60000", id, "T2"]) == .array([.integer(1)]),
+                "the retried attempt runs: the old request is gone")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
 }

@@ -1075,7 +1075,8 @@ return 1
 --   P:{Q}:dead      zset   ids leave it
 --   P:{Q}:waiting   list   LPUSH them (priority 0)
 --   P:{Q}:prioritized zset  or here, by priority (see enqueue.lua)
---   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0
+--   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0; finished_at, run_at and
+--                          an old cancel request (cancel_requested, cancel_reason) dropped
 --   P:{Q}:wake      list   re-armed
 --   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
 -- ARGV[1] -> now, Unix time in ms
@@ -1108,7 +1109,9 @@ local function revive(id)
   local jobKey = prefix .. 'job:' .. id
   redis.call('ZREM', deadKey, id)
   redis.call('HSET', jobKey, 'state', 'waiting', 'attempts', 0)
-  redis.call('HDEL', jobKey, 'finished_at', 'run_at')
+  -- A retry by hand is a new request to run the job: a cancel asked of an
+  -- earlier attempt must not stop it at its first heartbeat.
+  redis.call('HDEL', jobKey, 'finished_at', 'run_at', 'cancel_requested', 'cancel_reason')
   pushReady(id)
   -- Its idempotency key names it again, without expiry, while it is unfinished.
   local key = redis.call('HGET', jobKey, 'key')
