@@ -16,6 +16,8 @@
 --   P:{Q}:cancelled    zset  id -> finished_at (ms)
 --   P:{Q}:cancels      channel  the id, when a running job is asked to stop
 --   P:{Q}:unique:<key> string its idempotency key, if any, expires after key_ttl_ms
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> now, Unix time in ms
 -- ARGV[3] -> reason, kept as last_error ("" for none)
@@ -72,5 +74,6 @@ local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1

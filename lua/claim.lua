@@ -14,6 +14,7 @@
 --   P:{Q}:paused    string present while the queue is paused (read with
 --                          P:{Q}:prioritized in one EXISTS)
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
+--   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per call (fences every later call on the job):
@@ -33,7 +34,8 @@
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"active",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -107,6 +109,18 @@ local deadline = now + leaseMs
 local deadlineText = int(deadline)
 local startedText = rateLimit > 0 and int(serverNow) or ARGV[1]
 
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed;
 -- up to 100 of them are passed over in one call.
 local claimed, leases = {}, {}
@@ -136,7 +150,7 @@ while #claimed < most and popped < most + 100 do
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'
       redis.call('PUBLISH', prefix .. 'events', event)
-      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      publishToJob(id, event)
       claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
                      deadline, jobToken }
     end

@@ -10,6 +10,7 @@
 --   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting    list   LPUSH that delivery job
+--   P:{Q}:watched    zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> keep at most this many completed jobs (-1: no count limit); the
 --            oldest beyond it are deleted with their records, in batches: with
@@ -23,7 +24,8 @@
 --          does not match (another claim owns it); -4 lease expired.
 --          -8 alone (not in a list) when the arguments do not split into jobs
 --          or now is not a number (nothing is changed).
--- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"completed",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
 local prefix = KEYS[1]
@@ -38,6 +40,18 @@ local queue = string.match(prefix, '{([^}]*)}:$')
 local quote = cjson.encode
 local queueText = quote(queue)
 local leasesKey = prefix .. 'leases'
+
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
@@ -81,7 +95,7 @@ for i = 3, #ARGV, 3 do
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
     redis.call('PUBLISH', prefix .. 'events', event)
-    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+    publishToJob(id, event)
   end
 end
 if #doneIds == 0 then return codes end

@@ -12,6 +12,7 @@
 --   P:{Q}:wake      list   0 or 1 token; idle workers block on it; pushed when the
 --                          ready set was empty
 --   P:{Q}:stats     hash   counters
+--   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2..] -> the jobs, one after another, each as:
 --   id           "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
@@ -29,7 +30,8 @@
 --          job with this id already exists; -8 on a bad argument. A job's error
 --          does not stop the others. -8 alone (not in a list) when the
 --          arguments do not split into jobs (nothing is created).
--- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"enqueued",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -55,6 +57,18 @@ local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
+
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
 
 -- Whether any id of the batch is taken, asked in one EXISTS: the usual answer
 -- is no, and then no job needs a call of its own for it (an id given twice in
@@ -131,7 +145,7 @@ for j = 1, #starts do
     local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. queueText .. ',"type":' .. quote(jobType)
       .. ',"state":"' .. state .. '","at":' .. nowText .. (state == 'delayed' and (',"run_at":' .. runAtText) or '') .. ',"seq":1}'
     redis.call('PUBLISH', eventsKey, event)
-    redis.call('PUBLISH', eventsKey .. ':' .. id, event)
+    publishToJob(id, event)
     created = created + 1
     made[id] = true
     reply = id

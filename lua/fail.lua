@@ -12,6 +12,8 @@
 --   P:{Q}:unique:<key> string on dead: its idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash on dead: a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting   list   LPUSH that delivery job
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -107,5 +109,6 @@ end
 event.seq = deadSeq or redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return { status, runAt }

@@ -6,6 +6,8 @@
 --                          token, lease_until)
 --   P:{Q}:leases    zset   read: the deadline of a record claimed before lease_until
 --                          existed (protocol version 1)
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -13,8 +15,8 @@
 -- ARGV[5] -> message ("" for none)
 -- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
 --          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
--- Publishes: {"event":"progress","percent":…,"message":…} on the job's and the
---            queue's channels.
+-- Publishes: {"event":"progress","percent":…,"message":…} on the queue's channel,
+--            and on the job's while the job is in P:{Q}:watched.
 -- Keeps: invariant 2 (progress is fenced like every other report).
 
 local prefix = KEYS[1]
@@ -42,5 +44,6 @@ local event = cjson.encode({ event = 'progress', id = id, queue = queue, state =
                              attempt = tonumber(job[3]), percent = percent,
                              message = message ~= '' and message or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1

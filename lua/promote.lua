@@ -10,6 +10,8 @@
 --   P:{Q}:prioritized   zset    due ids of other priorities (see enqueue.lua)
 --   P:{Q}:job:<id>      hash    state -> waiting
 --   P:{Q}:wake          list    re-armed when anything was promoted
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs per set per call
@@ -66,7 +68,8 @@ for _, key in ipairs(sets) do
       local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
       local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })
       redis.call('PUBLISH', prefix .. 'events', event)
-      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      -- The job's own channel only while a reader follows it (watch.lua).
+      if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
     end
   end
 end

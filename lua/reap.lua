@@ -20,6 +20,8 @@
 --   P:{Q}:stats      hash    stalled / dead counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
@@ -44,7 +46,8 @@ local function publish(event)
   event.seq = redis.call('HINCRBY', prefix .. 'job:' .. event.id, 'seq', 1)
   local text = cjson.encode(event)
   redis.call('PUBLISH', prefix .. 'events', text)
-  redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
+  -- The job's own channel only while a reader follows it (watch.lua).
+  if redis.call('ZSCORE', prefix .. 'watched', event.id) then redis.call('PUBLISH', prefix .. 'events:' .. event.id, text) end
 end
 
 -- As in complete.lua and fail.lua: a job that ends dead with a callback URL

@@ -6,6 +6,8 @@
 --   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)
 --   P:{Q}:wake      list   re-armed, so an idle worker takes it at once
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -40,5 +42,6 @@ local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'released', id = id, queue = queue, state = 'waiting',
                              attempt = attempts, message = why ~= '' and why or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1

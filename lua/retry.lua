@@ -9,6 +9,8 @@
 --                          an old cancel request (cancel_requested, cancel_reason) dropped
 --   P:{Q}:wake      list   re-armed
 --   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
 -- ARGV[3] -> with "*": at most this many per call
@@ -50,7 +52,8 @@ local function revive(id)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })
   redis.call('PUBLISH', prefix .. 'events', event)
-  redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  -- The job's own channel only while a reader follows it (watch.lua).
+  if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 end
 
 local count = 0

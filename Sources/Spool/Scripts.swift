@@ -17,11 +17,12 @@ public enum Scripts {
     public static let release = load("release")
     public static let pause = load("pause")
     public static let annotate = load("annotate")
+    public static let watch = load("watch")
 
     /// Every script (the drift test checks it against lua/). Each is loaded on
     /// first use: EVALSHA, then SCRIPT LOAD on NOSCRIPT.
     public static let all: [RedisScript] = [
-        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause, annotate,
+        enqueue, claim, complete, fail, extend, reap, promote, trim, retry, purge, progress, cancel, release, pause, annotate, watch,
     ]
 
     /// The embedded text of `lua/<name>.lua`.

@@ -2,12 +2,25 @@ import Hiredis
 import Synchronization
 
 extension SpoolClient {
+    /// How long one watch.lua call keeps a job's own channel published to.
+    /// `events(job:)` renews it every third of this while it reads.
+    static let followMillis = 60_000
+
+    /// Lists a job in its queue's `watched` set for `followMillis`, so that
+    /// the scripts publish its events on its own channel too (watch.lua).
+    func follow(job id: String, queue: String) async throws(SpoolError) {
+        let code = try await evalInt(Scripts.watch, queue: queue, args: [id, String(Self.followMillis)], operation: "watch", job: id)
+        guard code == 1 else { throw SpoolError.script(code: code, "watch", queue: queue, job: id) }
+    }
+
     /// A job's events: first a `snapshot` of its current record, then every
     /// later event in order, ending after the terminal one (completed, dead,
-    /// cancelled). It subscribes before it reads the snapshot and drops events
-    /// not newer than what it has shown (by `seq`), so a reader that joins at
-    /// any moment, even as the job finishes, ends with the terminal event. After
-    /// a dropped connection it resubscribes and reads the record again.
+    /// cancelled). It subscribes, then lists the job as followed (scripts
+    /// publish on a job's own channel only then), then reads the snapshot, and
+    /// drops events not newer than what it has shown (by `seq`), so a reader
+    /// that joins at any moment, even as the job finishes, ends with the
+    /// terminal event. After a dropped connection it resubscribes, follows
+    /// again and reads the record again.
     ///
     /// Throws `jobNotFound` for an unknown id and `unavailable` when Redis
     /// cannot be reached at the start.
@@ -26,6 +39,7 @@ extension SpoolClient {
                 let generation = feed.resubscribed()
                 Task {
                     do {
+                        try await reader.follow(job: id, queue: queue)
                         feed.snapshot(try await reader.job(id), generation: generation)
                     } catch {
                         feed.fail(error)
@@ -37,8 +51,23 @@ extension SpoolClient {
                 feed.disconnected(SpoolError.from(error, "watch", queue: queue, job: id))
             }
         }
-        feed.onEnd = { subscriber.stop() }
-        continuation.onTermination = { _ in subscriber.stop() }
+        // Renewed while the stream runs; a failed renewal is left to the next
+        // one, or to the resubscription that follows a lost connection.
+        let renewal = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Self.followMillis / 3))
+                if Task.isCancelled { break }
+                try? await reader.follow(job: id, queue: queue)
+            }
+        }
+        feed.onEnd = {
+            renewal.cancel()
+            subscriber.stop()
+        }
+        continuation.onTermination = { _ in
+            renewal.cancel()
+            subscriber.stop()
+        }
         subscriber.start()
         return stream
     }

@@ -48,16 +48,20 @@ struct CompletionBatchTests {
         #expect(try await InvariantChecker.check(queue: queue, url: server.url).isEmpty)
     }
 
-    /// A batch of new ids asks whether any is taken in one EXISTS, not one per job.
+    /// A batch of new ids asks whether any is taken in one EXISTS, not one per
+    /// job; one more EXISTS asks whether anybody follows a job of the queue
+    /// (watch.lua), and with nobody following, no job gets a second PUBLISH.
     @Test func aBulkEnqueueChecksItsIdsInOneCall() async throws {
         let server = try await offPool { try TestRedis(appendOnly: false) }
         defer { server.stop() }
         let queue = uniqueQueue("bulk")
         let client = SpoolClient(configuration: testConfiguration(url: server.url))
-        let before = try server.calls("exists")
+        let before = (exists: try server.calls("exists"), publish: try server.calls("publish"), zscore: try server.calls("zscore"))
         let ids = try await client.enqueue((0..<150).map { _ in JobRequest(queue: queue, type: "t") })
         #expect(Set(ids).count == 150)
-        #expect(try server.calls("exists") - before == 1, "one EXISTS for the whole batch")
+        #expect(try server.calls("exists") - before.exists == 2, "one EXISTS for the ids, one for the watched set")
+        #expect(try server.calls("publish") - before.publish == 150, "the queue's channel only")
+        #expect(try server.calls("zscore") - before.zscore == 0)
         #expect(try await client.counts(queue).waiting == 150)
     }
 }

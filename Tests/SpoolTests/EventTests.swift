@@ -10,11 +10,15 @@ import Testing
 #endif
 
 /// Collects a job's events until its stream ends (or `timeout` passes).
-func collect(_ stream: AsyncThrowingStream<JobEvent, any Error>, timeout: Double = 20) async throws -> [JobEvent] {
+func collect(_ stream: AsyncThrowingStream<JobEvent, any Error>, timeout: Double = 20,
+             afterFirst: @escaping @Sendable () async throws -> Void = {}) async throws -> [JobEvent] {
     try await withThrowingTaskGroup(of: [JobEvent]?.self) { group in
         group.addTask {
             var events: [JobEvent] = []
-            for try await event in stream { events.append(event) }
+            for try await event in stream {
+                events.append(event)
+                if events.count == 1 { try await afterFirst() }
+            }
             return events
         }
         group.addTask {
@@ -47,17 +51,21 @@ struct EventTests {
         let client = SpoolClient(configuration: testConfiguration(url: url))
         let id = try await client.enqueue(JobRequest(queue: queue, type: "steps"))
         let stream = client.events(job: id)
-        let (_, worker) = start(queue) { h in
-            h.register("steps") { context in
-                for step in stride(from: 0, through: 100, by: 10) {
-                    context.progress(Double(step), "step \(step)")
-                    try await Task.sleep(for: .milliseconds(100))
+        // The worker starts once the snapshot is shown, so the snapshot shows waiting.
+        let worker = Mutex<RunningWorker?>(nil)
+        let events = try await collect(stream, afterFirst: {
+            let started = self.start(queue) { h in
+                h.register("steps") { context in
+                    for step in stride(from: 0, through: 100, by: 10) {
+                        context.progress(Double(step), "step \(step)")
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    return #""done""#
                 }
-                return #""done""#
-            }
-        }
-        let events = try await collect(stream)
-        await worker.stop()
+            }.1
+            worker.withLock { $0 = started }
+        })
+        await worker.withLock { $0 }?.stop()
         #expect(events.first?.event == "snapshot" && events.first?.state == .waiting)
         let percents = events.filter { $0.event == "progress" }.compactMap(\.percent)
         // In order, from the first to the last; under heavy load the reporter may
@@ -250,6 +258,72 @@ struct OutsideSubscriberTests {
             #expect(object["state"] is String && object["at"] is Int && object["seq"] is Int)
         }
         #expect(objects[2]["percent"] as? Int == 50 && objects[2]["message"] as? String == "half")
+    }
+}
+
+@Suite("A job's own channel")
+struct FollowedJobTests {
+    /// Scripts publish on `P:{Q}:events:<id>` only for jobs listed by
+    /// watch.lua; the queue's channel gets every event either way.
+    @Test func onlyAFollowedJobGetsItsOwnChannel() async throws {
+        let url = try SharedRedis.url
+        let conn = try RedisConnection(url: url)
+        let queue = uniqueQueue("followed")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let now = Int(Date().timeIntervalSince1970 * 1000)
+        let followed = JobID.make(queue: queue, nowMillis: now)
+        let other = JobID.make(queue: queue, nowMillis: now)
+        let redisCli = try ChildProcess.spawn(
+            try TestRedis.which("redis-cli"),
+            arguments: ["-u", try SharedRedis.urlString, "SUBSCRIBE", keys.events(job: followed), keys.events(job: other), keys.events],
+            stdout: .pipe, stderr: .null)
+        defer {
+            redisCli.signalProcess(SIGTERM)
+            _ = redisCli.wait()
+        }
+        let lines = LineCollector(redisCli.stdout)
+        #expect(await eventually { lines.text.components(separatedBy: "subscribe").count > 3 })
+
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: [followed, "60000"]) == .integer(1))
+        _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(followed) + enqueueJobArgs(other))
+        let claimed = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T", "60000", "0", "1000", "0", "2"])
+        #expect(claimed.array?.count == 2)
+        #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(now), "-1", followed, "T", "1", other, "T.2", "2"])
+            == .array([.integer(1), .integer(1)]))
+        #expect(await eventually { lines.text.components(separatedBy: #""event":"completed""#).count == 4 })
+
+        // redis-cli prints each message as three lines: "message", channel, payload.
+        let out = lines.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var perChannel: [String: [String]] = [:]
+        for i in out.indices where out[i] == "message" && i + 2 < out.count {
+            let event = (try? JSONSerialization.jsonObject(with: Data(out[i + 2].utf8)) as? [String: Any])?["event"] as? String
+            perChannel[out[i + 1], default: []].append(event ?? "?")
+        }
+        #expect(perChannel[keys.events(job: followed)] == ["enqueued", "active", "completed"])
+        #expect(perChannel[keys.events(job: other)] == nil, "nobody follows it: nothing on its own channel")
+        #expect(perChannel[keys.events]?.count == 6, "the queue's channel has both jobs' events")
+    }
+
+    @Test func aFollowLapsesAndALongerOneIsNotCutShort() async throws {
+        let conn = try RedisConnection(url: try SharedRedis.url)
+        let keys = QueueKeys(prefix: "spool", queue: uniqueQueue("lapse"))
+        let watched = keys.prefix + "watched"
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["a", "60000"]) == .integer(1))
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["a", "100"]) == .integer(1))
+        #expect(try conn.command(["PTTL", watched]).int ?? 0 > 50_000, "the shorter request keeps the longer deadline")
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["b", "100"]) == .integer(1))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["c", "100"]) == .integer(1))
+        #expect(try conn.command(["ZRANGE", watched, "0", "-1"]) == .array([.string("c"), .string("a")]), "b lapsed and was dropped")
+        for bad in ["0", "3600001", "1.5", "soon"] {
+            #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["d", bad]) == .integer(-8), "\(bad)")
+        }
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: ["", "100"]) == .integer(-8))
+        #expect(try conn.command(["ZSCORE", watched, "d"]) == .null)
+        let alone = QueueKeys(prefix: "spool", queue: uniqueQueue("alone"))
+        #expect(try conn.eval(Scripts.watch, keys: [alone.prefix], args: ["x", "100"]) == .integer(1))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try conn.command(["EXISTS", alone.prefix + "watched"]) == .integer(0), "the key expires with its last entry")
     }
 }
 

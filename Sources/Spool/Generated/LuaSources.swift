@@ -48,6 +48,8 @@ return 1
 --   P:{Q}:cancelled    zset  id -> finished_at (ms)
 --   P:{Q}:cancels      channel  the id, when a running job is asked to stop
 --   P:{Q}:unique:<key> string its idempotency key, if any, expires after key_ttl_ms
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> now, Unix time in ms
 -- ARGV[3] -> reason, kept as last_error ("" for none)
@@ -104,7 +106,8 @@ local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1
 """##,
         "claim": ##"""
@@ -124,6 +127,7 @@ return 1
 --   P:{Q}:paused    string present while the queue is paused (read with
 --                          P:{Q}:prioritized in one EXISTS)
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
+--   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per call (fences every later call on the job):
@@ -143,7 +147,8 @@ return 1
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"active",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
 local prefix = KEYS[1]
@@ -217,6 +222,18 @@ local deadline = now + leaseMs
 local deadlineText = int(deadline)
 local startedText = rateLimit > 0 and int(serverNow) or ARGV[1]
 
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
+
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed;
 -- up to 100 of them are passed over in one call.
 local claimed, leases = {}, {}
@@ -246,7 +263,7 @@ while #claimed < most and popped < most + 100 do
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'
       redis.call('PUBLISH', prefix .. 'events', event)
-      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      publishToJob(id, event)
       claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
                      deadline, jobToken }
     end
@@ -276,6 +293,7 @@ return claimed
 --   P:{Q}:unique:<key> string its idempotency key, if any, now expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting    list   LPUSH that delivery job
+--   P:{Q}:watched    zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> keep at most this many completed jobs (-1: no count limit); the
 --            oldest beyond it are deleted with their records, in batches: with
@@ -289,7 +307,8 @@ return claimed
 --          does not match (another claim owns it); -4 lease expired.
 --          -8 alone (not in a list) when the arguments do not split into jobs
 --          or now is not a number (nothing is changed).
--- Publishes: {"event":"completed",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"completed",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
 local prefix = KEYS[1]
@@ -304,6 +323,18 @@ local queue = string.match(prefix, '{([^}]*)}:$')
 local quote = cjson.encode
 local queueText = quote(queue)
 local leasesKey = prefix .. 'leases'
+
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
 
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
@@ -347,7 +378,7 @@ for i = 3, #ARGV, 3 do
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
     redis.call('PUBLISH', prefix .. 'events', event)
-    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+    publishToJob(id, event)
   end
 end
 if #doneIds == 0 then return codes end
@@ -388,6 +419,7 @@ return codes
 --   P:{Q}:wake      list   0 or 1 token; idle workers block on it; pushed when the
 --                          ready set was empty
 --   P:{Q}:stats     hash   counters
+--   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua)
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2..] -> the jobs, one after another, each as:
 --   id           "<queue>.<suffix>" (suffix [0-9A-Za-z_-]{1,64}); the caller makes it
@@ -405,7 +437,8 @@ return codes
 --          job with this id already exists; -8 on a bad argument. A job's error
 --          does not stop the others. -8 alone (not in a list) when the
 --          arguments do not split into jobs (nothing is created).
--- Publishes: {"event":"enqueued",...} on P:{Q}:events and P:{Q}:events:<id>, per job.
+-- Publishes: {"event":"enqueued",...} on P:{Q}:events, per job; also on
+--            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
 local prefix = KEYS[1]
@@ -431,6 +464,18 @@ local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
+
+-- The job's own channel only while a reader follows the job (watch.lua lists
+-- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
+-- somebody follows a job of this queue.
+local watchedKey = prefix .. 'watched'
+local watching
+local function publishToJob(id, event)
+  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
+  if watching and redis.call('ZSCORE', watchedKey, id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  end
+end
 
 -- Whether any id of the batch is taken, asked in one EXISTS: the usual answer
 -- is no, and then no job needs a call of its own for it (an id given twice in
@@ -507,7 +552,7 @@ for j = 1, #starts do
     local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. queueText .. ',"type":' .. quote(jobType)
       .. ',"state":"' .. state .. '","at":' .. nowText .. (state == 'delayed' and (',"run_at":' .. runAtText) or '') .. ',"seq":1}'
     redis.call('PUBLISH', eventsKey, event)
-    redis.call('PUBLISH', eventsKey .. ':' .. id, event)
+    publishToJob(id, event)
     created = created + 1
     made[id] = true
     reply = id
@@ -587,6 +632,8 @@ return codes
 --   P:{Q}:unique:<key> string on dead: its idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash on dead: a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting   list   LPUSH that delivery job
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -682,7 +729,8 @@ end
 event.seq = deadSeq or redis.call('HINCRBY', jobKey, 'seq', 1)
 event = cjson.encode(event)
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return { status, runAt }
 """##,
         "pause": ##"""
@@ -728,6 +776,8 @@ return changed
 --                          token, lease_until)
 --   P:{Q}:leases    zset   read: the deadline of a record claimed before lease_until
 --                          existed (protocol version 1)
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -735,8 +785,8 @@ return changed
 -- ARGV[5] -> message ("" for none)
 -- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
 --          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
--- Publishes: {"event":"progress","percent":…,"message":…} on the job's and the
---            queue's channels.
+-- Publishes: {"event":"progress","percent":…,"message":…} on the queue's channel,
+--            and on the job's while the job is in P:{Q}:watched.
 -- Keeps: invariant 2 (progress is fenced like every other report).
 
 local prefix = KEYS[1]
@@ -764,7 +814,8 @@ local event = cjson.encode({ event = 'progress', id = id, queue = queue, state =
                              attempt = tonumber(job[3]), percent = percent,
                              message = message ~= '' and message or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1
 """##,
         "promote": ##"""
@@ -780,6 +831,8 @@ return 1
 --   P:{Q}:prioritized   zset    due ids of other priorities (see enqueue.lua)
 --   P:{Q}:job:<id>      hash    state -> waiting
 --   P:{Q}:wake          list    re-armed when anything was promoted
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs per set per call
@@ -836,7 +889,8 @@ for _, key in ipairs(sets) do
       local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
       local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting', at = now, seq = seq })
       redis.call('PUBLISH', prefix .. 'events', event)
-      redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+      -- The job's own channel only while a reader follows it (watch.lua).
+      if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
     end
   end
 end
@@ -914,6 +968,8 @@ return #ids
 --   P:{Q}:stats      hash    stalled / dead counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
@@ -938,7 +994,8 @@ local function publish(event)
   event.seq = redis.call('HINCRBY', prefix .. 'job:' .. event.id, 'seq', 1)
   local text = cjson.encode(event)
   redis.call('PUBLISH', prefix .. 'events', text)
-  redis.call('PUBLISH', prefix .. 'events:' .. event.id, text)
+  -- The job's own channel only while a reader follows it (watch.lua).
+  if redis.call('ZSCORE', prefix .. 'watched', event.id) then redis.call('PUBLISH', prefix .. 'events:' .. event.id, text) end
 end
 
 -- As in complete.lua and fail.lua: a job that ends dead with a callback URL
@@ -1030,6 +1087,8 @@ return { stalled, orphans, dead }
 --   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:waiting   list   RPUSH the id (claimed next)
 --   P:{Q}:wake      list   re-armed, so an idle worker takes it at once
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> job id
 -- ARGV[2] -> lease token from claim
 -- ARGV[3] -> now, Unix time in ms
@@ -1064,7 +1123,8 @@ local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'released', id = id, queue = queue, state = 'waiting',
                              attempt = attempts, message = why ~= '' and why or nil, at = now, seq = seq })
 redis.call('PUBLISH', prefix .. 'events', event)
-redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+-- The job's own channel only while a reader follows it (watch.lua).
+if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 return 1
 """##,
         "retry": ##"""
@@ -1079,6 +1139,8 @@ return 1
 --                          an old cancel request (cancel_requested, cancel_reason) dropped
 --   P:{Q}:wake      list   re-armed
 --   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
+--   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
+--                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
 -- ARGV[3] -> with "*": at most this many per call
@@ -1120,7 +1182,8 @@ local function revive(id)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })
   redis.call('PUBLISH', prefix .. 'events', event)
-  redis.call('PUBLISH', prefix .. 'events:' .. id, event)
+  -- The job's own channel only while a reader follows it (watch.lua).
+  if redis.call('ZSCORE', prefix .. 'watched', id) then redis.call('PUBLISH', prefix .. 'events:' .. id, event) end
 end
 
 local count = 0
@@ -1199,6 +1262,40 @@ for _, set in ipairs(sets) do
   end
 end
 return removed
+"""##,
+        "watch": ##"""
+-- watch: say that a reader follows one job's own channel, P:{Q}:events:<id>.
+-- Scripts publish a job's events there only while its id is listed in
+-- P:{Q}:watched, so jobs nobody follows cost no second PUBLISH per event.
+-- A reader calls it after SUBSCRIBE and before it reads the record (so no
+-- change falls between the two), then again every third of ARGV[2] while it
+-- reads. There is no unwatch: an entry lapses after ARGV[2], and a finished
+-- job publishes nothing more anyway.
+--
+-- KEYS[1] -> queue prefix "P:{Q}:"
+--   P:{Q}:watched  zset  job id -> until when it is followed (ms, Redis server
+--                        time, TIME: readers' clocks may differ); entries past
+--                        due are dropped here, and the key expires with its
+--                        latest entry
+-- ARGV[1] -> job id
+-- ARGV[2] -> for how long, in ms: a whole number from 1 to 3600000
+-- Returns: 1; -8 when the id is empty or ARGV[2] is out of range (nothing is
+--          changed).
+
+local prefix = KEYS[1]
+local id = ARGV[1]
+local ttl = tonumber(ARGV[2])
+if not id or id == '' or not ttl or ttl < 1 or ttl > 3600000 or ttl % 1 ~= 0 then return -8 end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key = prefix .. 'watched'
+redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', now))
+-- GT: a shorter request never cuts another reader's time short.
+redis.call('ZADD', key, 'GT', string.format('%d', now + ttl), id)
+local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', key, last[2])
+return 1
 """##,
     ]
 }
