@@ -34,7 +34,8 @@
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"active",...} per job claimed: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
@@ -123,7 +124,7 @@ end
 
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed;
 -- up to 100 of them are passed over in one call.
-local claimed, leases = {}, {}
+local claimed, leases, queueEvents = {}, {}, {}
 local popped = 0
 while #claimed < most and popped < most + 100 do
   local ids = pop(most - #claimed)
@@ -149,7 +150,7 @@ while #claimed < most and popped < most + 100 do
       local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'
-      redis.call('PUBLISH', prefix .. 'events', event)
+      queueEvents[n] = event
       publishToJob(id, event)
       claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
                      deadline, jobToken }
@@ -158,8 +159,9 @@ while #claimed < most and popped < most + 100 do
 end
 if #claimed == 0 then return 0 end
 
--- One write for every lease of the call.
+-- One write for every lease of the call, one message for its events.
 redis.call('ZADD', prefix .. 'leases', unpack(leases))
+redis.call('PUBLISH', prefix .. 'events', table.concat(queueEvents, '\n'))
 if rateLimit > 0 then redis.call('PEXPIRE', rateKey, rateWindow) end
 if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
     and redis.call('LLEN', prefix .. 'wake') == 0 then

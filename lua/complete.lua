@@ -24,7 +24,8 @@
 --          does not match (another claim owns it); -4 lease expired.
 --          -8 alone (not in a list) when the arguments do not split into jobs
 --          or now is not a number (nothing is changed).
--- Publishes: {"event":"completed",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"completed",...} per job completed: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
@@ -66,7 +67,7 @@ local function scheduleCallback(id, url, finalState)
   if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 end
 
-local codes, doneIds, doneScores = {}, {}, {}
+local codes, doneIds, doneScores, queueEvents = {}, {}, {}, {}
 for i = 3, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jobKey = prefix .. 'job:' .. id
@@ -94,7 +95,7 @@ for i = 3, #ARGV, 3 do
     if job[6] then scheduleCallback(id, job[6], 'completed') end
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
-    redis.call('PUBLISH', prefix .. 'events', event)
+    queueEvents[#queueEvents + 1] = event
     publishToJob(id, event)
   end
 end
@@ -107,6 +108,7 @@ redis.call('ZREM', leasesKey, unpack(doneIds))
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, unpack(doneScores))
 local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', #doneIds)
+redis.call('PUBLISH', prefix .. 'events', table.concat(queueEvents, '\n'))
 
 -- The count bound is checked on every call when keep < 64, else when the
 -- completed counter passes a multiple of 16, with keep/64 of slack.

@@ -30,7 +30,8 @@
 --          job with this id already exists; -8 on a bad argument. A job's error
 --          does not stop the others. -8 alone (not in a list) when the
 --          arguments do not split into jobs (nothing is created).
--- Publishes: {"event":"enqueued",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"enqueued",...} per job created: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
@@ -57,6 +58,8 @@ local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
+-- This call's events for the queue's channel, sent at the end in one message.
+local queueEvents = {}
 
 -- The job's own channel only while a reader follows the job (watch.lua lists
 -- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
@@ -144,7 +147,7 @@ for j = 1, #starts do
     redis.call('HSET', jobKey, unpack(fields))
     local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. queueText .. ',"type":' .. quote(jobType)
       .. ',"state":"' .. state .. '","at":' .. nowText .. (state == 'delayed' and (',"run_at":' .. runAtText) or '') .. ',"seq":1}'
-    redis.call('PUBLISH', eventsKey, event)
+    queueEvents[#queueEvents + 1] = event
     publishToJob(id, event)
     created = created + 1
     made[id] = true
@@ -160,4 +163,5 @@ end
 if #ready > 0 and redis.call('LPUSH', prefix .. 'waiting', unpack(ready)) == #ready then wake = true end
 if wake and redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 if created > 0 then redis.call('HINCRBY', prefix .. 'stats', 'enqueued', created) end
+if #queueEvents > 0 then redis.call('PUBLISH', eventsKey, table.concat(queueEvents, '\n')) end
 return replies

@@ -54,9 +54,16 @@ public struct JobEvent: Sendable, Codable, Equatable {
     /// Completed, dead or cancelled: nothing follows.
     public var isTerminal: Bool { state?.isTerminal == true }
 
-    /// Decodes a published message; nil for anything that is not an event.
-    public static func decode(_ text: String) -> JobEvent? {
+    /// Decodes one event's JSON; nil for anything that is not an event.
+    public static func decode(_ text: some StringProtocol) -> JobEvent? {
         try? JSONDecoder().decode(JobEvent.self, from: Data(text.utf8))
+    }
+
+    /// Decodes a published message: one event, or (on a queue's channel) the
+    /// events of one script call, one per line, in order. Lines that are not
+    /// events are skipped.
+    public static func decodeAll(_ message: String) -> [JobEvent] {
+        message.split(separator: "\n").compactMap { decode($0) }
     }
 
     /// The event that stands for a job's current record.

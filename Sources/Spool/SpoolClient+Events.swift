@@ -46,7 +46,7 @@ extension SpoolClient {
                     }
                 }
             case .message(_, let payload):
-                if let event = JobEvent.decode(payload) { feed.live(event) }
+                for event in JobEvent.decodeAll(payload) { feed.live(event) }
             case .disconnected(let error):
                 feed.disconnected(SpoolError.from(error, "watch", queue: queue, job: id))
             }
@@ -84,7 +84,7 @@ extension SpoolClient {
         let subscriber = RedisSubscriber(url: configuration.redisURL, channels: [keys(queue).events], timeouts: configuration.timeouts) { event in
             switch event {
             case .subscribed: everSubscribed.store(true, ordering: .relaxed)
-            case .message(_, let payload): if let event = JobEvent.decode(payload) { continuation.yield(event) }
+            case .message(_, let payload): for event in JobEvent.decodeAll(payload) { continuation.yield(event) }
             case .disconnected(let error):
                 if !everSubscribed.load(ordering: .relaxed) {
                     continuation.finish(throwing: SpoolError.from(error, "events", queue: queue))

@@ -15,7 +15,7 @@ enum QueueEvents {
         let subscriber = RedisSubscriber(url: configuration.redisURL, channels: channels, timeouts: configuration.timeouts) { event in
             switch event {
             case .subscribed: everSubscribed.store(true, ordering: .relaxed)
-            case .message(_, let payload): if let event = JobEvent.decode(payload) { continuation.yield(event) }
+            case .message(_, let payload): for event in JobEvent.decodeAll(payload) { continuation.yield(event) }
             case .disconnected(let error):
                 if !everSubscribed.load(ordering: .relaxed) {
                     continuation.finish(throwing: SpoolError(.unavailable, "events", error.description))

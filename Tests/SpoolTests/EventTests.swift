@@ -264,7 +264,8 @@ struct OutsideSubscriberTests {
 @Suite("A job's own channel")
 struct FollowedJobTests {
     /// Scripts publish on `P:{Q}:events:<id>` only for jobs listed by
-    /// watch.lua; the queue's channel gets every event either way.
+    /// watch.lua; the queue's channel gets every event either way, those of
+    /// one script call in one message, one per line.
     @Test func onlyAFollowedJobGetsItsOwnChannel() async throws {
         let url = try SharedRedis.url
         let conn = try RedisConnection(url: url)
@@ -282,7 +283,17 @@ struct FollowedJobTests {
             _ = redisCli.wait()
         }
         let lines = LineCollector(redisCli.stdout)
-        #expect(await eventually { lines.text.components(separatedBy: "subscribe").count > 3 })
+        let tailed = Mutex<[JobEvent]>([])
+        let tail = Task {
+            for try await event in SpoolClient(configuration: testConfiguration(url: url)).events(queue: queue) {
+                tailed.withLock { $0.append(event) }
+            }
+        }
+        defer { tail.cancel() }
+        #expect(await eventually {
+            try RedisConnection(url: url).command(["PUBSUB", "NUMSUB", keys.events]).array?.last?.int == 2
+                && lines.text.components(separatedBy: "subscribe").count > 3
+        })
 
         #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: [followed, "60000"]) == .integer(1))
         _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(followed) + enqueueJobArgs(other))
@@ -292,16 +303,24 @@ struct FollowedJobTests {
             == .array([.integer(1), .integer(1)]))
         #expect(await eventually { lines.text.components(separatedBy: #""event":"completed""#).count == 4 })
 
-        // redis-cli prints each message as three lines: "message", channel, payload.
-        let out = lines.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var perChannel: [String: [String]] = [:]
+        // redis-cli prints a message as "message", the channel, then the
+        // payload, whose own newlines split it into one line per event.
+        let out = lines.text.split(separator: "\n").map(String.init)
+        var perChannel: [String: [[String]]] = [:]
         for i in out.indices where out[i] == "message" && i + 2 < out.count {
-            let event = (try? JSONSerialization.jsonObject(with: Data(out[i + 2].utf8)) as? [String: Any])?["event"] as? String
-            perChannel[out[i + 1], default: []].append(event ?? "?")
+            let events = out[(i + 2)...].prefix { $0.hasPrefix("{") }.map {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["event"] as? String ?? "?"
+            }
+            perChannel[out[i + 1], default: []].append(events)
         }
-        #expect(perChannel[keys.events(job: followed)] == ["enqueued", "active", "completed"])
+        #expect(perChannel[keys.events(job: followed)] == [["enqueued"], ["active"], ["completed"]])
         #expect(perChannel[keys.events(job: other)] == nil, "nobody follows it: nothing on its own channel")
-        #expect(perChannel[keys.events]?.count == 6, "the queue's channel has both jobs' events")
+        #expect(perChannel[keys.events] == [["enqueued", "enqueued"], ["active", "active"], ["completed", "completed"]],
+                "one message per script call on the queue's channel")
+        // SpoolClient.events(queue:) splits the messages back into events.
+        #expect(await eventually { tailed.withLock { $0.count } >= 6 })
+        #expect(tailed.withLock { $0.map(\.event) } == ["enqueued", "enqueued", "active", "active", "completed", "completed"])
+        #expect(tailed.withLock { $0.map(\.id) } == [followed, other, followed, other, followed, other])
     }
 
     @Test func aFollowLapsesAndALongerOneIsNotCutShort() async throws {

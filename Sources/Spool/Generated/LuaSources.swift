@@ -147,7 +147,8 @@ return 1
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
 --          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
--- Publishes: {"event":"active",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"active",...} per job claimed: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
@@ -236,7 +237,7 @@ end
 
 -- An id whose record is gone (deleted by hand) is dropped rather than claimed;
 -- up to 100 of them are passed over in one call.
-local claimed, leases = {}, {}
+local claimed, leases, queueEvents = {}, {}, {}
 local popped = 0
 while #claimed < most and popped < most + 100 do
   local ids = pop(most - #claimed)
@@ -262,7 +263,7 @@ while #claimed < most and popped < most + 100 do
       local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'
-      redis.call('PUBLISH', prefix .. 'events', event)
+      queueEvents[n] = event
       publishToJob(id, event)
       claimed[n] = { id, job[1], job[2] or 'null', attempts, tonumber(job[3]) or 1, tonumber(job[4]) or 0,
                      deadline, jobToken }
@@ -271,8 +272,9 @@ while #claimed < most and popped < most + 100 do
 end
 if #claimed == 0 then return 0 end
 
--- One write for every lease of the call.
+-- One write for every lease of the call, one message for its events.
 redis.call('ZADD', prefix .. 'leases', unpack(leases))
+redis.call('PUBLISH', prefix .. 'events', table.concat(queueEvents, '\n'))
 if rateLimit > 0 then redis.call('PEXPIRE', rateKey, rateWindow) end
 if rearm and (redis.call('LLEN', waitingKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0)
     and redis.call('LLEN', prefix .. 'wake') == 0 then
@@ -307,7 +309,8 @@ return claimed
 --          does not match (another claim owns it); -4 lease expired.
 --          -8 alone (not in a list) when the arguments do not split into jobs
 --          or now is not a number (nothing is changed).
--- Publishes: {"event":"completed",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"completed",...} per job completed: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
@@ -349,7 +352,7 @@ local function scheduleCallback(id, url, finalState)
   if redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 end
 
-local codes, doneIds, doneScores = {}, {}, {}
+local codes, doneIds, doneScores, queueEvents = {}, {}, {}, {}
 for i = 3, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jobKey = prefix .. 'job:' .. id
@@ -377,7 +380,7 @@ for i = 3, #ARGV, 3 do
     if job[6] then scheduleCallback(id, job[6], 'completed') end
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
-    redis.call('PUBLISH', prefix .. 'events', event)
+    queueEvents[#queueEvents + 1] = event
     publishToJob(id, event)
   end
 end
@@ -390,6 +393,7 @@ redis.call('ZREM', leasesKey, unpack(doneIds))
 local completedKey = prefix .. 'completed'
 redis.call('ZADD', completedKey, unpack(doneScores))
 local total = redis.call('HINCRBY', prefix .. 'stats', 'completed', #doneIds)
+redis.call('PUBLISH', prefix .. 'events', table.concat(queueEvents, '\n'))
 
 -- The count bound is checked on every call when keep < 64, else when the
 -- completed counter passes a multiple of 16, with keep/64 of slack.
@@ -437,7 +441,8 @@ return codes
 --          job with this id already exists; -8 on a bad argument. A job's error
 --          does not stop the others. -8 alone (not in a list) when the
 --          arguments do not split into jobs (nothing is created).
--- Publishes: {"event":"enqueued",...} on P:{Q}:events, per job; also on
+-- Publishes: {"event":"enqueued",...} per job created: all of them in one message on
+--            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
@@ -464,6 +469,8 @@ local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
                   backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
+-- This call's events for the queue's channel, sent at the end in one message.
+local queueEvents = {}
 
 -- The job's own channel only while a reader follows the job (watch.lua lists
 -- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
@@ -551,7 +558,7 @@ for j = 1, #starts do
     redis.call('HSET', jobKey, unpack(fields))
     local event = '{"event":"enqueued","id":' .. quote(id) .. ',"queue":' .. queueText .. ',"type":' .. quote(jobType)
       .. ',"state":"' .. state .. '","at":' .. nowText .. (state == 'delayed' and (',"run_at":' .. runAtText) or '') .. ',"seq":1}'
-    redis.call('PUBLISH', eventsKey, event)
+    queueEvents[#queueEvents + 1] = event
     publishToJob(id, event)
     created = created + 1
     made[id] = true
@@ -567,6 +574,7 @@ end
 if #ready > 0 and redis.call('LPUSH', prefix .. 'waiting', unpack(ready)) == #ready then wake = true end
 if wake and redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 if created > 0 then redis.call('HINCRBY', prefix .. 'stats', 'enqueued', created) end
+if #queueEvents > 0 then redis.call('PUBLISH', eventsKey, table.concat(queueEvents, '\n')) end
 return replies
 """##,
         "extend": ##"""
