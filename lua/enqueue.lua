@@ -62,25 +62,31 @@ local queueText = quote(queue)
 local queueEvents = {}
 
 -- The job's own channel only while a reader follows the job (watch.lua lists
--- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
--- somebody follows a job of this queue.
+-- it in P:{Q}:watched): a ZSCORE per job only when somebody follows a job of
+-- this queue (`watching`, asked below).
 local watchedKey = prefix .. 'watched'
-local watching
+local watching = false
 local function publishToJob(id, event)
-  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
   if watching and redis.call('ZSCORE', watchedKey, id) then
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
   end
 end
 
--- Whether any id of the batch is taken, asked in one EXISTS: the usual answer
--- is no, and then no job needs a call of its own for it (an id given twice in
--- the batch is caught by `created`). A single job, or a batch too long to
--- unpack, asks per job.
+-- Whether any id of the batch is taken and whether anybody follows a job,
+-- asked in one EXISTS: the usual answer is no to both, and then no job needs
+-- a call of its own for it (an id given twice in the batch is caught by
+-- `made`). Only a count above 0 asks about the watched set alone. A batch too
+-- long to unpack asks both per job.
 local jobKeys = {}
 for j = 1, #starts do jobKeys[j] = prefix .. 'job:' .. ARGV[starts[j]] end
 local anyTaken = true
-if #starts > 1 and #starts <= 1000 then anyTaken = redis.call('EXISTS', unpack(jobKeys)) > 0 end
+if #starts <= 1000 then
+  local found = redis.call('EXISTS', watchedKey, unpack(jobKeys))
+  if found > 0 then watching = redis.call('EXISTS', watchedKey) == 1 end
+  anyTaken = found > (watching and 1 or 0)
+else
+  watching = redis.call('EXISTS', watchedKey) == 1
+end
 
 local replies, ready, made = {}, {}, {}
 local created, wake = 0, false

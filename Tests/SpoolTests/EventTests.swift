@@ -323,6 +323,37 @@ struct FollowedJobTests {
         #expect(tailed.withLock { $0.map(\.id) } == [followed, other, followed, other, followed, other])
     }
 
+    /// claim and enqueue ask about the pause, other priorities, the watched
+    /// set and taken ids in one EXISTS; a followed job must not be mistaken
+    /// for any of the others, nor they for it.
+    @Test func aFollowedJobChangesNothingButItsChannel() throws {
+        let conn = try RedisConnection(url: try SharedRedis.url)
+        let queue = uniqueQueue("followed-flags")
+        let keys = QueueKeys(prefix: "spool", queue: queue)
+        let now = 1_800_000_000_000
+        let plain = JobID.make(queue: queue, nowMillis: now)
+        let urgent = JobID.make(queue: queue, nowMillis: now + 1)
+        #expect(try conn.eval(Scripts.watch, keys: [keys.prefix], args: [plain, "60000"]) == .integer(1))
+        // A single job: the count includes the watched set, and the id is still new.
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(plain)) == .array([.string(plain)]))
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(plain)) == .array([.integer(-5)]))
+        #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(urgent, options: ["priority", "9"]))
+            == .array([.string(urgent)]))
+        // Paused and followed: still paused.
+        #expect(try conn.eval(Scripts.pause, keys: [keys.prefix], args: ["1", String(now)]) == .integer(1))
+        #expect(try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T", "60000"]) == .integer(-7))
+        #expect(try conn.eval(Scripts.pause, keys: [keys.prefix], args: ["0", String(now)]) == .integer(1))
+        // Prioritized and followed: the higher priority still goes first.
+        let claimed = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T", "60000", "0", "1000", "0", "2"])
+        #expect(claimed.array?.compactMap { $0.array?.first?.string } == [urgent, plain])
+        // Followed, nothing prioritized: the plain path.
+        let third = JobID.make(queue: queue, nowMillis: now + 2)
+        _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(third))
+        let next = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "U", "60000"])
+        #expect(next.array?.first?.array?.first?.string == third)
+        #expect(try InvariantChecker.violations(queue: queue, url: try SharedRedis.url).isEmpty)
+    }
+
     @Test func aFollowLapsesAndALongerOneIsNotCutShort() async throws {
         let conn = try RedisConnection(url: try SharedRedis.url)
         let keys = QueueKeys(prefix: "spool", queue: uniqueQueue("lapse"))

@@ -165,10 +165,17 @@ local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
 
--- One call answers the usual case, neither paused nor holding jobs at other
--- priorities; only when one key exists is the pause asked about alone.
-local flagged = redis.call('EXISTS', prefix .. 'paused', prefix .. 'prioritized') > 0
-if flagged and redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
+-- One call answers the usual case: not paused, no jobs at other priorities,
+-- nobody following a job (P:{Q}:watched, see publishToJob); only when it
+-- counts a key are the pause and the watched set asked about alone.
+local watchedKey = prefix .. 'watched'
+local flags = redis.call('EXISTS', prefix .. 'paused', prefix .. 'prioritized', watchedKey)
+local flagged, watching = false, false
+if flags > 0 then
+  if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
+  watching = redis.call('EXISTS', watchedKey) == 1
+  flagged = flags > (watching and 1 or 0)
+end
 
 local rateKey = prefix .. 'rate'
 local serverNow = now
@@ -224,12 +231,9 @@ local deadlineText = int(deadline)
 local startedText = rateLimit > 0 and int(serverNow) or ARGV[1]
 
 -- The job's own channel only while a reader follows the job (watch.lua lists
--- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
--- somebody follows a job of this queue.
-local watchedKey = prefix .. 'watched'
-local watching
+-- it in P:{Q}:watched): a ZSCORE per job only when somebody follows a job of
+-- this queue (`watching`, asked above).
 local function publishToJob(id, event)
-  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
   if watching and redis.call('ZSCORE', watchedKey, id) then
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
   end
@@ -473,25 +477,31 @@ local queueText = quote(queue)
 local queueEvents = {}
 
 -- The job's own channel only while a reader follows the job (watch.lua lists
--- it in P:{Q}:watched): one EXISTS per call, and a ZSCORE per job only when
--- somebody follows a job of this queue.
+-- it in P:{Q}:watched): a ZSCORE per job only when somebody follows a job of
+-- this queue (`watching`, asked below).
 local watchedKey = prefix .. 'watched'
-local watching
+local watching = false
 local function publishToJob(id, event)
-  if watching == nil then watching = redis.call('EXISTS', watchedKey) == 1 end
   if watching and redis.call('ZSCORE', watchedKey, id) then
     redis.call('PUBLISH', prefix .. 'events:' .. id, event)
   end
 end
 
--- Whether any id of the batch is taken, asked in one EXISTS: the usual answer
--- is no, and then no job needs a call of its own for it (an id given twice in
--- the batch is caught by `created`). A single job, or a batch too long to
--- unpack, asks per job.
+-- Whether any id of the batch is taken and whether anybody follows a job,
+-- asked in one EXISTS: the usual answer is no to both, and then no job needs
+-- a call of its own for it (an id given twice in the batch is caught by
+-- `made`). Only a count above 0 asks about the watched set alone. A batch too
+-- long to unpack asks both per job.
 local jobKeys = {}
 for j = 1, #starts do jobKeys[j] = prefix .. 'job:' .. ARGV[starts[j]] end
 local anyTaken = true
-if #starts > 1 and #starts <= 1000 then anyTaken = redis.call('EXISTS', unpack(jobKeys)) > 0 end
+if #starts <= 1000 then
+  local found = redis.call('EXISTS', watchedKey, unpack(jobKeys))
+  if found > 0 then watching = redis.call('EXISTS', watchedKey) == 1 end
+  anyTaken = found > (watching and 1 or 0)
+else
+  watching = redis.call('EXISTS', watchedKey) == 1
+end
 
 local replies, ready, made = {}, {}, {}
 local created, wake = 0, false
