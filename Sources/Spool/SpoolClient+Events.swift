@@ -2,14 +2,10 @@ import Hiredis
 import Synchronization
 
 extension SpoolClient {
-    /// How long one watch.lua call keeps a job's own channel published to.
-    /// `events(job:)` renews it every third of this while it reads.
-    static let followMillis = 60_000
-
-    /// Lists a job in its queue's `watched` set for `followMillis`, so that
-    /// the scripts publish its events on its own channel too (watch.lua).
-    func follow(job id: String, queue: String) async throws(SpoolError) {
-        let code = try await evalInt(Scripts.watch, queue: queue, args: [id, String(Self.followMillis)], operation: "watch", job: id)
+    /// Lists a job in its queue's `watched` set for `millis`, so that the
+    /// scripts publish its events on its own channel too (watch.lua).
+    func follow(job id: String, queue: String, millis: Int) async throws(SpoolError) {
+        let code = try await evalInt(Scripts.watch, queue: queue, args: [id, String(millis)], operation: "watch", job: id)
         guard code == 1 else { throw SpoolError.script(code: code, "watch", queue: queue, job: id) }
     }
 
@@ -22,10 +18,15 @@ extension SpoolClient {
     /// terminal event. After a dropped connection it resubscribes, follows
     /// again and reads the record again.
     ///
+    /// Each listing lasts `followFor` (1 ms to 1 hour) and is renewed every
+    /// third of it while the stream runs; one left behind by a reader that
+    /// died lapses after it.
+    ///
     /// Throws `jobNotFound` for an unknown id and `unavailable` when Redis
     /// cannot be reached at the start.
-    public func events(job id: String) -> AsyncThrowingStream<JobEvent, any Error> {
+    public func events(job id: String, followFor: Duration = .seconds(60)) -> AsyncThrowingStream<JobEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<JobEvent, any Error>.makeStream()
+        let followMillis = min(3_600_000, max(1, Int(followFor / .milliseconds(1))))
         guard let queue = JobID.queue(of: id) else {
             continuation.finish(throwing: SpoolError(.invalidInput, "watch", job: id, "not a job id (expected QUEUE.SUFFIX)"))
             return stream
@@ -39,7 +40,7 @@ extension SpoolClient {
                 let generation = feed.resubscribed()
                 Task {
                     do {
-                        try await reader.follow(job: id, queue: queue)
+                        try await reader.follow(job: id, queue: queue, millis: followMillis)
                         feed.snapshot(try await reader.job(id), generation: generation)
                     } catch {
                         feed.fail(error)
@@ -55,19 +56,17 @@ extension SpoolClient {
         // one, or to the resubscription that follows a lost connection.
         let renewal = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Self.followMillis / 3))
+                try? await Task.sleep(for: .milliseconds(max(1, followMillis / 3)))
                 if Task.isCancelled { break }
-                try? await reader.follow(job: id, queue: queue)
+                try? await reader.follow(job: id, queue: queue, millis: followMillis)
             }
         }
-        feed.onEnd = {
+        let stop: @Sendable () -> Void = {
             renewal.cancel()
             subscriber.stop()
         }
-        continuation.onTermination = { _ in
-            renewal.cancel()
-            subscriber.stop()
-        }
+        feed.onEnd = stop
+        continuation.onTermination = { _ in stop() }
         subscriber.start()
         return stream
     }

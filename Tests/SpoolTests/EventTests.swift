@@ -323,6 +323,30 @@ struct FollowedJobTests {
         #expect(tailed.withLock { $0.map(\.id) } == [followed, other, followed, other, followed, other])
     }
 
+    /// A job that runs longer than one listing keeps its own channel: the
+    /// stream renews the listing. Without the renewal the listing lapses, the
+    /// last progress and the completion are never published where the stream
+    /// listens, and it times out.
+    @Test func aFollowOutlivedByItsJobIsRenewed() async throws {
+        let url = try SharedRedis.url
+        let queue = uniqueQueue("renew")
+        let config = testConfiguration(url: url)
+        let client = SpoolClient(configuration: config)
+        var handlers = JobHandlers()
+        handlers.register("slow") { context in
+            context.progress(10, "started")
+            try await Task.sleep(for: .milliseconds(1500))
+            context.progress(90, "late")
+            return nil
+        }
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
+        let worker = RunningWorker(Worker(configuration: config, options: WorkerOptions(queues: [queue]), handlers: handlers))
+        let events = try await collect(client.events(job: id, followFor: .milliseconds(300)), timeout: 10)
+        await worker.stop()
+        #expect(events.contains { $0.message == "late" }, "\(events.map(\.event))")
+        #expect(events.last?.event == "completed")
+    }
+
     /// claim and enqueue ask about the pause, other priorities, the watched
     /// set and taken ids in one EXISTS; a followed job must not be mistaken
     /// for any of the others, nor they for it.
