@@ -12,9 +12,10 @@
 --   P:{Q}:job:<id>  hash   state, attempts, worker, token, lease_until, started_at,
 --                          seq; progress and progress_message cleared
 --   P:{Q}:paused    string present while the queue is paused (read with
---                          P:{Q}:prioritized in one EXISTS)
+--                          P:{Q}:prioritized and P:{Q}:watched in one EXISTS)
 --   P:{Q}:wake      list   re-armed while jobs remain (see ARGV[7])
---   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua)
+--   P:{Q}:watched   zset   read: the jobs whose own channel has readers (watch.lua);
+--                          ZSCORE per job only when the EXISTS above finds it
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> worker id (for the record and logs)
 -- ARGV[3] -> lease token, unique per call (fences every later call on the job):
@@ -53,15 +54,20 @@ local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
 local function int(n) return string.format('%d', n) end
 
 -- One call answers the usual case: not paused, no jobs at other priorities,
--- nobody following a job (P:{Q}:watched, see publishToJob); only when it
--- counts a key are the pause and the watched set asked about alone.
-local watchedKey = prefix .. 'watched'
-local flags = redis.call('EXISTS', prefix .. 'paused', prefix .. 'prioritized', watchedKey)
+-- nobody following a job (P:{Q}:watched, see publishToJob). When it counts a
+-- key, a second asks about the pause and the watched set together, so a queue
+-- with prioritized jobs pays one more call; only when that one counts a key
+-- is the pause asked about alone.
+local pausedKey, watchedKey = prefix .. 'paused', prefix .. 'watched'
+local flags = redis.call('EXISTS', pausedKey, prefix .. 'prioritized', watchedKey)
 local flagged, watching = false, false
 if flags > 0 then
-  if redis.call('EXISTS', prefix .. 'paused') == 1 then return -7 end
-  watching = redis.call('EXISTS', watchedKey) == 1
-  flagged = flags > (watching and 1 or 0)
+  local others = redis.call('EXISTS', pausedKey, watchedKey)
+  if others > 0 then
+    if redis.call('EXISTS', pausedKey) == 1 then return -7 end
+    watching = true
+  end
+  flagged = flags > others
 end
 
 local rateKey = prefix .. 'rate'
