@@ -428,7 +428,7 @@ struct RetentionZeroTests {
     }
 }
 
-@Suite("Retry keeps priority and key")
+@Suite("Retry by hand: priority, key and cancel request")
 struct RetryPriorityTests {
     @Test func aRetriedDeadJobReturnsAtItsPriorityAndOwnsItsKeyAgain() throws {
         let url = try SharedRedis.url
