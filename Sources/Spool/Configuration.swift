@@ -194,6 +194,24 @@ public struct SpoolConfiguration: Sendable {
     }
 }
 
+/// Any key of a mapping, to list the keys a file has rather than the ones a type knows.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Throws, naming the key and where it is, when the mapping at `decoder` has a
+/// key that `Keys` does not know: a misspelt setting must not be dropped unseen.
+private func rejectUnknownKeys<Keys: CodingKey>(_ decoder: any Decoder, _: Keys.Type) throws {
+    let mapping = try decoder.container(keyedBy: AnyKey.self)
+    for key in mapping.allKeys where Keys(stringValue: key.stringValue) == nil {
+        throw DecodingError.dataCorrupted(
+            .init(codingPath: mapping.codingPath + [key], debugDescription: "unknown setting (misspelt, or not in this version)"))
+    }
+}
+
 /// The shape of config/spool.yaml.
 private struct ConfigFile: Decodable {
     struct Redis: Decodable {
@@ -204,6 +222,14 @@ private struct ConfigFile: Decodable {
             case url
             case connectTimeout = "connect_timeout"
             case commandTimeout = "command_timeout"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            url = try c.decodeIfPresent(String.self, forKey: .url)
+            connectTimeout = try c.decodeIfPresent(Double.self, forKey: .connectTimeout)
+            commandTimeout = try c.decodeIfPresent(Double.self, forKey: .commandTimeout)
         }
     }
     var redis: Redis?
@@ -229,6 +255,23 @@ private struct ConfigFile: Decodable {
         case callbackSecret = "callback_secret"
         case callbackTimeout = "callback_timeout"
     }
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        redis = try c.decodeIfPresent(Redis.self, forKey: .redis)
+        prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
+        payloadLimit = try c.decodeIfPresent(Int.self, forKey: .payloadLimit)
+        blockSeconds = try c.decodeIfPresent(Double.self, forKey: .blockSeconds)
+        reapInterval = try c.decodeIfPresent(Double.self, forKey: .reapInterval)
+        promoteInterval = try c.decodeIfPresent(Double.self, forKey: .promoteInterval)
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel)
+        callbackSecret = try c.decodeIfPresent(String.self, forKey: .callbackSecret)
+        callbackTimeout = try c.decodeIfPresent(Double.self, forKey: .callbackTimeout)
+        defaults = try c.decodeIfPresent(PolicyOverrides.self, forKey: .defaults)
+        queues = try c.decodeIfPresent([String: PolicyOverrides].self, forKey: .queues)
+        exec = try c.decodeIfPresent([String: String].self, forKey: .exec)
+    }
 }
 
 /// The policy fields a config section sets; the rest come from the layer below.
@@ -247,6 +290,23 @@ private struct PolicyOverrides: Decodable {
     var uniqueWindow: Double?
 
     typealias CodingKeys = QueuePolicy.CodingKeys
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        visibilityTimeout = try c.decodeIfPresent(Double.self, forKey: .visibilityTimeout)
+        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts)
+        jobTimeout = try c.decodeIfPresent(Double.self, forKey: .jobTimeout)
+        backoffBase = try c.decodeIfPresent(Double.self, forKey: .backoffBase)
+        backoffCap = try c.decodeIfPresent(Double.self, forKey: .backoffCap)
+        keepCompleted = try c.decodeIfPresent(Int.self, forKey: .keepCompleted)
+        keepCompletedSeconds = try c.decodeIfPresent(Double.self, forKey: .keepCompletedSeconds)
+        keepDead = try c.decodeIfPresent(Int.self, forKey: .keepDead)
+        keepDeadSeconds = try c.decodeIfPresent(Double.self, forKey: .keepDeadSeconds)
+        rateLimit = try c.decodeIfPresent(Int.self, forKey: .rateLimit)
+        rateInterval = try c.decodeIfPresent(Double.self, forKey: .rateInterval)
+        uniqueWindow = try c.decodeIfPresent(Double.self, forKey: .uniqueWindow)
+    }
 
     func applied(to base: QueuePolicy) -> QueuePolicy {
         var p = base

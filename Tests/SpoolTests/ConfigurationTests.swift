@@ -45,6 +45,10 @@ struct ConfigurationTests {
         ("redis:\n  url: http://x", "scheme must be redis or unix"),
         ("queues:\n  \"bad name\":\n    max_attempts: 2", "bad queue name"),
         ("defaults: [1, 2]", "defaults"),
+        ("log_levle: debug", "log_levle: unknown setting"),
+        ("redis:\n  command_timout: 5", "redis.command_timout: unknown setting"),
+        ("defaults:\n  max_attemps: 3", "defaults.max_attemps: unknown setting"),
+        ("queues:\n  mail:\n    rate_limt: 5", "queues.mail.rate_limt: unknown setting"),
     ])
     func badValuesAreNamed(_ yaml: String, _ fragment: String) {
         var config = SpoolConfiguration()
