@@ -24,13 +24,22 @@
 -- ARGV[4] -> lease token when the worker running the job confirms; "" otherwise
 -- Returns: 1 cancelled; 2 cancel requested from the running job's worker;
 --          -1 job missing; -3 the token does not match the job's lease;
---          -6 the job has already finished.
+--          -6 the job has already finished; -8 now is not a whole number
+--          (nothing changed).
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
-local now = tonumber(ARGV[2])
-local reason = ARGV[3]
+local now = whole(ARGV[2])
+local reason = ARGV[3] or ''
+if not now then return -8 end
 local token = ARGV[4] or ''
 
 local jobKey = prefix .. 'job:' .. id
@@ -69,7 +78,7 @@ redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
 if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
 redis.call('ZADD', prefix .. 'cancelled', now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
-if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], tonumber(job[4]) or 86400000) end
+if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], whole(job[4]) or 86400000) end
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })

@@ -34,21 +34,34 @@
 -- Returns: a list of the jobs claimed, oldest first, each
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
---          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
+--          {-10, wait_ms} when the rate limit is reached (try again in wait_ms);
+--          -8 when now, the lease length or the rate arguments are not whole
+--          numbers (nothing changed).
 -- Publishes: {"event":"active",...} per job claimed: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
 local worker = ARGV[2]
 local token = ARGV[3]
-local leaseMs = tonumber(ARGV[4])
-local rateLimit = tonumber(ARGV[5]) or 0
-local rateWindow = tonumber(ARGV[6]) or 1000
+local leaseMs = whole(ARGV[4])
+local rateLimit = whole(ARGV[5] or '0')
+local rateWindow = whole(ARGV[6] or '1000')
 local rearm = ARGV[7] ~= '0'
 local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
+if not now or not leaseMs or leaseMs < 1 or not rateLimit or not rateWindow or rateWindow < 1
+    or type(worker) ~= 'string' or type(token) ~= 'string' then
+  return -8
+end
 -- Numbers go to Redis and into events as text made once with %d: Lua's own
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
@@ -156,7 +169,9 @@ while #claimed < most and popped < most + 100 do
                  'started_at', startedText, 'worker', worker, 'token', jobToken, 'lease_until', deadlineText)
       -- A new attempt starts from nothing, not from the last attempt's progress.
       if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
-      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, id .. ':' .. attemptsText) end
+      -- The member is the claim's token, unique per claim: an id with its
+      -- attempt is not (a released job is claimed again at the same attempt).
+      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, jobToken) end
       local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'

@@ -18,22 +18,29 @@
 --            multiple of 16, and up to keep/64 + 16 more may wait for the next
 --            batch (none when keep < 64: checked on every call)
 -- ARGV[3..] -> the jobs, three arguments each: id, lease token from claim,
---            result (JSON text)
+--            result (JSON text); at most 1000 jobs per call
 -- Returns: a list with one code per job, in order: 1 completed; -1 job missing;
 --          -2 job not active (a job given twice: the second); -3 lease token
 --          does not match (another claim owns it); -4 lease expired.
---          -8 alone (not in a list) when the arguments do not split into jobs
---          or now is not a number (nothing is changed).
+--          -8 alone (not in a list) when the arguments do not split into at most
+--          1000 jobs, or now or keep is not a whole number (nothing is changed).
 -- Publishes: {"event":"completed",...} per job completed: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local nowText = ARGV[1]
-local now = tonumber(nowText)
-local keep = tonumber(ARGV[2]) or -1
-if not now or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 then return -8 end
+local now = whole(nowText)
+local keep = whole(ARGV[2])
+if not now or not keep or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
@@ -59,6 +66,12 @@ end
 local function scheduleCallback(id, url, finalState)
   local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. seq
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. seq
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', nowText, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -91,7 +104,7 @@ for i = 3, #ARGV, 3 do
     doneIds[#doneIds + 1] = id
     doneScores[#doneScores + 1] = nowText
     doneScores[#doneScores + 1] = id
-    if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
+    if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], whole(job[5]) or 86400000) end
     if job[6] then scheduleCallback(id, job[6], 'completed') end
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'

@@ -21,10 +21,14 @@
 --   run_at       ms; 0 or <= now means run now
 --   max_attempts >= 1
 --   n            how many arguments follow for this job (an even number, often 0)
---   n arguments  optional field/value pairs stored on the job: timeout_ms,
---                priority (integer -100..100, default 0; higher runs first),
---                backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
---                key_ttl_ms (how long the key outlives the finished job)
+--   n arguments  optional field/value pairs stored on the job, each name at most
+--                once: timeout_ms, priority (integer -100..100, default 0; higher
+--                runs first), backoff_base_ms, backoff_cap_ms, callback, key
+--                (idempotency key), key_ttl_ms (how long the key outlives the
+--                finished job)
+-- Numbers (now, run_at, max_attempts and the *_ms and priority values) are
+-- whole numbers in decimal text of at most 15 digits, priority and run_at may
+-- be negative; anything else ("1.5", "1e3", "nan", " 5") is a bad argument.
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
 --          job with this id already exists; -8 on a bad argument. A job's error
@@ -35,9 +39,16 @@
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces, which would pass every comparison and then fail a write halfway.
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local nowText = ARGV[1]
-local now = tonumber(nowText)
+local now = whole(nowText)
 local queue = string.match(prefix, '{([^}]*)}:$')
 if not now or not queue then return -8 end
 
@@ -54,8 +65,9 @@ end
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
 -- Lua pattern test for the characters that need escaping).
 local quote = cjson.encode
-local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
+-- The optional fields, and for the numeric ones the least value accepted.
+local allowed = { timeout_ms = 0, priority = -100, backoff_base_ms = 0,
+                  backoff_cap_ms = 0, callback = true, key = true, key_ttl_ms = 0 }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
 -- This call's events for the queue's channel, sent at the end in one message.
@@ -94,22 +106,26 @@ for j = 1, #starts do
   local at = starts[j]
   local id, jobType, payload, runAtText, attemptsText = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
   local last = at + 5 + tonumber(ARGV[at + 5])
-  local runAt = tonumber(runAtText) or 0
-  local maxAttempts = tonumber(attemptsText)
+  local runAt = whole(runAtText)
+  local maxAttempts = whole(attemptsText)
   local jobKey = jobKeys[j]
   -- Times and counts as the caller sent them: Lua's number-to-text conversion
   -- (printf %.14g) is a visible share of the CPU.
   local fields = { 'type', jobType, 'payload', payload, 'created_at', nowText,
                    'max_attempts', attemptsText, 'seq', '1' }
   local priority, key, reply = 0, nil, nil
-  if not maxAttempts or maxAttempts < 1 then reply = -8 end
+  if not runAt or not maxAttempts or maxAttempts < 1 then reply = -8 end
+  local seen = {}
   for f = at + 6, last, 2 do
     if reply then break end
     local name, value = ARGV[f], ARGV[f + 1]
-    if not allowed[name] then reply = -8 break end
-    if name == 'priority' then
-      priority = tonumber(value)
-      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then reply = -8 break end
+    local least = allowed[name]
+    if not least or seen[name] then reply = -8 break end
+    seen[name] = true
+    if least ~= true then
+      local n = whole(value)
+      if not n or n < least or (name == 'priority' and n > 100) then reply = -8 break end
+      if name == 'priority' then priority = n end
     elseif name == 'key' then
       key = value
     end
@@ -162,11 +178,15 @@ for j = 1, #starts do
   replies[j] = reply
 end
 
--- The ready ids in one push, oldest first at the tail. A wake token only when
--- the ready set was empty: with jobs already waiting, either a token is there
--- or a worker that took one is claiming, and that claim passes the token on
--- while jobs remain (claim.lua, ARGV[7]).
-if #ready > 0 and redis.call('LPUSH', prefix .. 'waiting', unpack(ready)) == #ready then wake = true end
+-- The ready ids, oldest first at the tail, in pushes of at most 1000 (unpack's
+-- limit is near 8000). A wake token only when the ready set was empty (the
+-- list then holds just the ids pushed so far): with jobs already waiting,
+-- either a token is there or a worker that took one is claiming, and that
+-- claim passes the token on while jobs remain (claim.lua, ARGV[7]).
+for first = 1, #ready, 1000 do
+  local last = math.min(#ready, first + 999)
+  if redis.call('LPUSH', prefix .. 'waiting', unpack(ready, first, last)) == last then wake = true end
+end
 if wake and redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 if created > 0 then redis.call('HINCRBY', prefix .. 'stats', 'enqueued', created) end
 if #queueEvents > 0 then redis.call('PUBLISH', eventsKey, table.concat(queueEvents, '\n')) end

@@ -11,11 +11,21 @@
 -- Returns: an array with one code per pair, in order: 1 extended; 2 extended,
 --          but a cancel was requested (stop the job: see cancel.lua); -1 job
 --          missing; -2 not active; -3 token mismatch; -4 lease already expired.
+--          -8 alone (not in a list) when now or the lease length is not a whole
+--          number or the ids and tokens do not pair up (nothing changed).
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local leaseMs = tonumber(ARGV[2])
+local now = whole(ARGV[1])
+local leaseMs = whole(ARGV[2])
+if not now or not leaseMs or leaseMs < 1 or (#ARGV - 2) % 2 ~= 0 then return -8 end
 local leasesKey = prefix .. 'leases'
 
 local codes = {}

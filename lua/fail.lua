@@ -24,18 +24,32 @@
 -- ARGV[8] -> jitter, a random number in [0, 1) from the caller
 -- ARGV[9] -> keep at most this many dead jobs (-1: no count limit)
 -- Returns: {1, run_at} retry scheduled; {2, 0} dead; or -1 job missing,
---          -2 not active, -3 token mismatch, -4 lease expired.
+--          -2 not active, -3 token mismatch, -4 lease expired; -8 (nothing
+--          changed) when now, ARGV[6], ARGV[7] or ARGV[9] is not a whole number
+--          or the jitter is not in [0, 1].
 -- Backoff: d = min(cap, base * 2^(attempts-1)); delay = d/2 + d/2 * jitter.
 -- Keeps: invariants 2, 4 and 5 (every attempt's error is kept).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
+local now = whole(ARGV[3])
 local message = ARGV[4]
 local retryable = ARGV[5] == '1'
-local jitter = tonumber(ARGV[8]) or 0
-local keepDead = tonumber(ARGV[9]) or -1
+local jitter = tonumber(ARGV[8] or '0')
+local keepDead = whole(ARGV[9] or '-1')
+-- Checked before anything is read or written: a bad value must not fail a write halfway.
+if not now or type(message) ~= 'string' or not jitter or not (jitter >= 0 and jitter <= 1) or not keepDead
+    or (ARGV[6] and not whole(ARGV[6])) or (ARGV[7] and not whole(ARGV[7])) then
+  return -8
+end
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
@@ -54,6 +68,12 @@ if not deadline or deadline < now then return -4 end
 local function scheduleCallback(url, finalState)
   local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. seq
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. seq
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -75,8 +95,8 @@ redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message
 local event
 local status, runAt, deadSeq
 if retryable and attempts < maxAttempts then
-  local base = tonumber(job[7]) or tonumber(ARGV[6]) or 1000
-  local cap = tonumber(job[8]) or tonumber(ARGV[7]) or 3600000
+  local base = whole(job[7]) or whole(ARGV[6]) or 1000
+  local cap = whole(job[8]) or whole(ARGV[7]) or 3600000
   local d = math.min(cap, base * 2 ^ (attempts - 1))
   runAt = math.floor(now + d / 2 + d / 2 * jitter)
   redis.call('HSET', jobKey, 'state', 'failed', 'run_at', runAt)
@@ -93,7 +113,7 @@ else
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
-  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], tonumber(job[10]) or 86400000) end
+  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], whole(job[10]) or 86400000) end
   if job[11] then scheduleCallback(job[11], 'dead') end
   if keepDead >= 0 then
     local excess = redis.call('ZCARD', deadKey) - keepDead

@@ -14,22 +14,30 @@
 -- ARGV[4] -> percent done, a number from 0 to 100
 -- ARGV[5] -> message ("" for none)
 -- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
---          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
+--          mismatch; -4 lease expired; -8 (nothing changed) percent is not a
+--          number in 0..100 or now is not a whole number.
 -- Publishes: {"event":"progress","percent":…,"message":…} on the queue's channel,
 --            and on the job's while the job is in P:{Q}:watched.
 -- Keeps: invariant 2 (progress is fenced like every other report).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
+local now = whole(ARGV[3])
 local percent = tonumber(ARGV[4])
 local message = ARGV[5]
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-if not percent or percent < 0 or percent > 100 then return -8 end
+if not now or not percent or percent ~= percent or percent < 0 or percent > 100 then return -8 end
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end

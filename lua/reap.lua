@@ -26,12 +26,19 @@
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
 -- Returns: {stalled, orphans, dead} counts; {-1, 0, 0} when another sweep ran
---          within the interval.
+--          within the interval; -8 when now is not a whole number.
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
 --        stays counted) and 4.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
+if not now then return -8 end
 local guardMs = tonumber(ARGV[2]) or 0
 local limit = tonumber(ARGV[3]) or 1000
 
@@ -55,6 +62,12 @@ end
 local function scheduleCallback(id, url)
   local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. n
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. n
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -69,8 +82,10 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('ZREM', leasesKey, id)
   redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
-  if redis.call('EXISTS', jobKey) == 1 then
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback', 'state')
+  -- Only an active record is redelivered: a lease left behind by a job that
+  -- already reached another state is just dropped.
+  if job[8] == 'active' then
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
     local message = 'lease expired: worker ' .. (job[4] or '?') .. ' stopped renewing it (stalled)'
@@ -84,7 +99,7 @@ for _, id in ipairs(expired) do
       redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
       redis.call('ZADD', prefix .. 'dead', now, id)
       redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
-      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], tonumber(job[6]) or 86400000) end
+      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], whole(job[6]) or 86400000) end
       if job[7] then scheduleCallback(id, job[7]) end
       dead = dead + 1
       publish({ event = 'stalled', id = id, queue = queue, state = 'dead', attempt = attempts,
@@ -110,7 +125,10 @@ for _, id in ipairs(tail) do
   if not redis.call('ZSCORE', leasesKey, id) then
     redis.call('LREM', activeKey, 1, id)
     local jobKey = prefix .. 'job:' .. id
-    if redis.call('EXISTS', jobKey) == 1 then
+    -- Only a job still waiting or active by its record: one cancelled (or
+    -- otherwise finished) since it was popped is in its place already.
+    local state = redis.call('HGET', jobKey, 'state')
+    if state == 'waiting' or state == 'active' then
       redis.call('HDEL', jobKey, 'token', 'lease_until')
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('RPUSH', waitingKey, id)

@@ -13,14 +13,23 @@
 -- ARGV[3] -> now, Unix time in ms
 -- ARGV[4] -> why (for the event), e.g. "worker shutting down"
 -- Returns: 1 released; -1 job missing; -2 not active; -3 token mismatch (the
---          lease was already reaped and given to another claim).
+--          lease was already reaped and given to another claim); -8 now is not
+--          a whole number (nothing changed).
 -- Keeps: invariants 1 and 4 (the job goes straight back, in one step).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
-local why = ARGV[4]
+local now = whole(ARGV[3])
+local why = ARGV[4] or ''
+if not now then return -8 end
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')

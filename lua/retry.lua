@@ -8,20 +8,28 @@
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0; finished_at, run_at and
 --                          an old cancel request (cancel_requested, cancel_reason) dropped
 --   P:{Q}:wake      list   re-armed
---   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
+--   P:{Q}:unique:<key> string its idempotency key names it again (no expiry), unless
+--                          the key names another job that exists: then the job drops it
 --   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
 --                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
--- ARGV[3] -> with "*": at most this many per call
+-- ARGV[3] -> with "*": at most this many per call (at least 1; 1000 when absent)
 -- Returns: the number of jobs sent back (one id: 1); -1 job missing; -6 the job
---          is not dead.
+--          is not dead; -8 now or ARGV[3] is not a whole number, or ARGV[3] < 1.
 -- Keeps: invariants 4 and 5.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
 local which = ARGV[2]
-local limit = tonumber(ARGV[3]) or 1000
+local limit = whole(ARGV[3] or '1000')
+if not now or type(which) ~= 'string' or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local deadKey = prefix .. 'dead'
@@ -45,9 +53,19 @@ local function revive(id)
   -- earlier attempt must not stop it at its first heartbeat.
   redis.call('HDEL', jobKey, 'finished_at', 'run_at', 'cancel_requested', 'cancel_reason')
   pushReady(id)
-  -- Its idempotency key names it again, without expiry, while it is unfinished.
+  -- Its idempotency key names it again, without expiry, while it is unfinished,
+  -- unless the key went on to name another job that still exists: that job
+  -- keeps it, and this one lets go of it (its end must not expire the key).
   local key = redis.call('HGET', jobKey, 'key')
-  if key then redis.call('SET', prefix .. 'unique:' .. key, id) end
+  if key then
+    local uniqueKey = prefix .. 'unique:' .. key
+    local holder = redis.call('GET', uniqueKey)
+    if holder and holder ~= id and redis.call('EXISTS', prefix .. 'job:' .. holder) == 1 then
+      redis.call('HDEL', jobKey, 'key', 'key_ttl_ms')
+    else
+      redis.call('SET', uniqueKey, id)
+    end
+  end
   local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })

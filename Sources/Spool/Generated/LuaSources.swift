@@ -56,13 +56,22 @@ return 1
 -- ARGV[4] -> lease token when the worker running the job confirms; "" otherwise
 -- Returns: 1 cancelled; 2 cancel requested from the running job's worker;
 --          -1 job missing; -3 the token does not match the job's lease;
---          -6 the job has already finished.
+--          -6 the job has already finished; -8 now is not a whole number
+--          (nothing changed).
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
-local now = tonumber(ARGV[2])
-local reason = ARGV[3]
+local now = whole(ARGV[2])
+local reason = ARGV[3] or ''
+if not now then return -8 end
 local token = ARGV[4] or ''
 
 local jobKey = prefix .. 'job:' .. id
@@ -101,7 +110,7 @@ redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
 if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
 redis.call('ZADD', prefix .. 'cancelled', now, id)
 redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
-if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], tonumber(job[4]) or 86400000) end
+if job[3] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[3], whole(job[4]) or 86400000) end
 local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
 local event = cjson.encode({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
                              error = reason ~= '' and reason or nil, at = now, seq = seq })
@@ -147,21 +156,34 @@ return 1
 -- Returns: a list of the jobs claimed, oldest first, each
 --          {id, type, payload, attempts, max_attempts, timeout_ms, lease_deadline, token};
 --          0 when nothing is waiting; -7 when the queue is paused;
---          {-10, wait_ms} when the rate limit is reached (try again in wait_ms).
+--          {-10, wait_ms} when the rate limit is reached (try again in wait_ms);
+--          -8 when now, the lease length or the rate arguments are not whole
+--          numbers (nothing changed).
 -- Publishes: {"event":"active",...} per job claimed: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
 local worker = ARGV[2]
 local token = ARGV[3]
-local leaseMs = tonumber(ARGV[4])
-local rateLimit = tonumber(ARGV[5]) or 0
-local rateWindow = tonumber(ARGV[6]) or 1000
+local leaseMs = whole(ARGV[4])
+local rateLimit = whole(ARGV[5] or '0')
+local rateWindow = whole(ARGV[6] or '1000')
 local rearm = ARGV[7] ~= '0'
 local most = math.min(1000, math.max(1, math.floor(tonumber(ARGV[8]) or 1)))
+if not now or not leaseMs or leaseMs < 1 or not rateLimit or not rateWindow or rateWindow < 1
+    or type(worker) ~= 'string' or type(token) ~= 'string' then
+  return -8
+end
 -- Numbers go to Redis and into events as text made once with %d: Lua's own
 -- number-to-text conversion is printf's %.14g, a visible share of the CPU.
 local function int(n) return string.format('%d', n) end
@@ -269,7 +291,9 @@ while #claimed < most and popped < most + 100 do
                  'started_at', startedText, 'worker', worker, 'token', jobToken, 'lease_until', deadlineText)
       -- A new attempt starts from nothing, not from the last attempt's progress.
       if job[7] then redis.call('HDEL', jobKey, 'progress', 'progress_message') end
-      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, id .. ':' .. attemptsText) end
+      -- The member is the claim's token, unique per claim: an id with its
+      -- attempt is not (a released job is claimed again at the same attempt).
+      if rateLimit > 0 then redis.call('ZADD', rateKey, startedText, jobToken) end
       local event = '{"event":"active","id":' .. quote(id) .. ',"queue":' .. queueText
         .. ',"state":"active","attempt":' .. attemptsText .. ',"worker":' .. workerText .. ',"at":' .. ARGV[1]
         .. ',"seq":' .. seqText .. '}'
@@ -313,22 +337,29 @@ return claimed
 --            multiple of 16, and up to keep/64 + 16 more may wait for the next
 --            batch (none when keep < 64: checked on every call)
 -- ARGV[3..] -> the jobs, three arguments each: id, lease token from claim,
---            result (JSON text)
+--            result (JSON text); at most 1000 jobs per call
 -- Returns: a list with one code per job, in order: 1 completed; -1 job missing;
 --          -2 job not active (a job given twice: the second); -3 lease token
 --          does not match (another claim owns it); -4 lease expired.
---          -8 alone (not in a list) when the arguments do not split into jobs
---          or now is not a number (nothing is changed).
+--          -8 alone (not in a list) when the arguments do not split into at most
+--          1000 jobs, or now or keep is not a whole number (nothing is changed).
 -- Publishes: {"event":"completed",...} per job completed: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local nowText = ARGV[1]
-local now = tonumber(nowText)
-local keep = tonumber(ARGV[2]) or -1
-if not now or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 then return -8 end
+local now = whole(nowText)
+local keep = whole(ARGV[2])
+if not now or not keep or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
@@ -354,6 +385,12 @@ end
 local function scheduleCallback(id, url, finalState)
   local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. seq
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. seq
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', nowText, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -386,7 +423,7 @@ for i = 3, #ARGV, 3 do
     doneIds[#doneIds + 1] = id
     doneScores[#doneScores + 1] = nowText
     doneScores[#doneScores + 1] = id
-    if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], tonumber(job[5]) or 86400000) end
+    if job[4] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[4], whole(job[5]) or 86400000) end
     if job[6] then scheduleCallback(id, job[6], 'completed') end
     local event = '{"event":"completed","id":' .. quote(id) .. ',"queue":' .. queueText
       .. ',"state":"completed","attempt":' .. (job[3] or '0') .. ',"at":' .. nowText .. ',"seq":' .. seq .. '}'
@@ -442,10 +479,14 @@ return codes
 --   run_at       ms; 0 or <= now means run now
 --   max_attempts >= 1
 --   n            how many arguments follow for this job (an even number, often 0)
---   n arguments  optional field/value pairs stored on the job: timeout_ms,
---                priority (integer -100..100, default 0; higher runs first),
---                backoff_base_ms, backoff_cap_ms, callback, key (idempotency key),
---                key_ttl_ms (how long the key outlives the finished job)
+--   n arguments  optional field/value pairs stored on the job, each name at most
+--                once: timeout_ms, priority (integer -100..100, default 0; higher
+--                runs first), backoff_base_ms, backoff_cap_ms, callback, key
+--                (idempotency key), key_ttl_ms (how long the key outlives the
+--                finished job)
+-- Numbers (now, run_at, max_attempts and the *_ms and priority values) are
+-- whole numbers in decimal text of at most 15 digits, priority and run_at may
+-- be negative; anything else ("1.5", "1e3", "nan", " 5") is a bad argument.
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
 --          job with this id already exists; -8 on a bad argument. A job's error
@@ -456,9 +497,16 @@ return codes
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces, which would pass every comparison and then fail a write halfway.
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local nowText = ARGV[1]
-local now = tonumber(nowText)
+local now = whole(nowText)
 local queue = string.match(prefix, '{([^}]*)}:$')
 if not now or not queue then return -8 end
 
@@ -475,8 +523,9 @@ end
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
 -- Lua pattern test for the characters that need escaping).
 local quote = cjson.encode
-local allowed = { timeout_ms = true, priority = true, backoff_base_ms = true,
-                  backoff_cap_ms = true, callback = true, key = true, key_ttl_ms = true }
+-- The optional fields, and for the numeric ones the least value accepted.
+local allowed = { timeout_ms = 0, priority = -100, backoff_base_ms = 0,
+                  backoff_cap_ms = 0, callback = true, key = true, key_ttl_ms = 0 }
 local eventsKey = prefix .. 'events'
 local queueText = quote(queue)
 -- This call's events for the queue's channel, sent at the end in one message.
@@ -515,22 +564,26 @@ for j = 1, #starts do
   local at = starts[j]
   local id, jobType, payload, runAtText, attemptsText = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
   local last = at + 5 + tonumber(ARGV[at + 5])
-  local runAt = tonumber(runAtText) or 0
-  local maxAttempts = tonumber(attemptsText)
+  local runAt = whole(runAtText)
+  local maxAttempts = whole(attemptsText)
   local jobKey = jobKeys[j]
   -- Times and counts as the caller sent them: Lua's number-to-text conversion
   -- (printf %.14g) is a visible share of the CPU.
   local fields = { 'type', jobType, 'payload', payload, 'created_at', nowText,
                    'max_attempts', attemptsText, 'seq', '1' }
   local priority, key, reply = 0, nil, nil
-  if not maxAttempts or maxAttempts < 1 then reply = -8 end
+  if not runAt or not maxAttempts or maxAttempts < 1 then reply = -8 end
+  local seen = {}
   for f = at + 6, last, 2 do
     if reply then break end
     local name, value = ARGV[f], ARGV[f + 1]
-    if not allowed[name] then reply = -8 break end
-    if name == 'priority' then
-      priority = tonumber(value)
-      if not priority or priority ~= math.floor(priority) or priority < -100 or priority > 100 then reply = -8 break end
+    local least = allowed[name]
+    if not least or seen[name] then reply = -8 break end
+    seen[name] = true
+    if least ~= true then
+      local n = whole(value)
+      if not n or n < least or (name == 'priority' and n > 100) then reply = -8 break end
+      if name == 'priority' then priority = n end
     elseif name == 'key' then
       key = value
     end
@@ -583,11 +636,15 @@ for j = 1, #starts do
   replies[j] = reply
 end
 
--- The ready ids in one push, oldest first at the tail. A wake token only when
--- the ready set was empty: with jobs already waiting, either a token is there
--- or a worker that took one is claiming, and that claim passes the token on
--- while jobs remain (claim.lua, ARGV[7]).
-if #ready > 0 and redis.call('LPUSH', prefix .. 'waiting', unpack(ready)) == #ready then wake = true end
+-- The ready ids, oldest first at the tail, in pushes of at most 1000 (unpack's
+-- limit is near 8000). A wake token only when the ready set was empty (the
+-- list then holds just the ids pushed so far): with jobs already waiting,
+-- either a token is there or a worker that took one is claiming, and that
+-- claim passes the token on while jobs remain (claim.lua, ARGV[7]).
+for first = 1, #ready, 1000 do
+  local last = math.min(#ready, first + 999)
+  if redis.call('LPUSH', prefix .. 'waiting', unpack(ready, first, last)) == last then wake = true end
+end
 if wake and redis.call('LLEN', prefix .. 'wake') == 0 then redis.call('LPUSH', prefix .. 'wake', '1') end
 if created > 0 then redis.call('HINCRBY', prefix .. 'stats', 'enqueued', created) end
 if #queueEvents > 0 then redis.call('PUBLISH', eventsKey, table.concat(queueEvents, '\n')) end
@@ -607,11 +664,21 @@ return replies
 -- Returns: an array with one code per pair, in order: 1 extended; 2 extended,
 --          but a cancel was requested (stop the job: see cancel.lua); -1 job
 --          missing; -2 not active; -3 token mismatch; -4 lease already expired.
+--          -8 alone (not in a list) when now or the lease length is not a whole
+--          number or the ids and tokens do not pair up (nothing changed).
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local leaseMs = tonumber(ARGV[2])
+local now = whole(ARGV[1])
+local leaseMs = whole(ARGV[2])
+if not now or not leaseMs or leaseMs < 1 or (#ARGV - 2) % 2 ~= 0 then return -8 end
 local leasesKey = prefix .. 'leases'
 
 local codes = {}
@@ -668,18 +735,32 @@ return codes
 -- ARGV[8] -> jitter, a random number in [0, 1) from the caller
 -- ARGV[9] -> keep at most this many dead jobs (-1: no count limit)
 -- Returns: {1, run_at} retry scheduled; {2, 0} dead; or -1 job missing,
---          -2 not active, -3 token mismatch, -4 lease expired.
+--          -2 not active, -3 token mismatch, -4 lease expired; -8 (nothing
+--          changed) when now, ARGV[6], ARGV[7] or ARGV[9] is not a whole number
+--          or the jitter is not in [0, 1].
 -- Backoff: d = min(cap, base * 2^(attempts-1)); delay = d/2 + d/2 * jitter.
 -- Keeps: invariants 2, 4 and 5 (every attempt's error is kept).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
+local now = whole(ARGV[3])
 local message = ARGV[4]
 local retryable = ARGV[5] == '1'
-local jitter = tonumber(ARGV[8]) or 0
-local keepDead = tonumber(ARGV[9]) or -1
+local jitter = tonumber(ARGV[8] or '0')
+local keepDead = whole(ARGV[9] or '-1')
+-- Checked before anything is read or written: a bad value must not fail a write halfway.
+if not now or type(message) ~= 'string' or not jitter or not (jitter >= 0 and jitter <= 1) or not keepDead
+    or (ARGV[6] and not whole(ARGV[6])) or (ARGV[7] and not whole(ARGV[7])) then
+  return -8
+end
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
@@ -698,6 +779,12 @@ if not deadline or deadline < now then return -4 end
 local function scheduleCallback(url, finalState)
   local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. seq
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. seq
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -719,8 +806,8 @@ redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message
 local event
 local status, runAt, deadSeq
 if retryable and attempts < maxAttempts then
-  local base = tonumber(job[7]) or tonumber(ARGV[6]) or 1000
-  local cap = tonumber(job[8]) or tonumber(ARGV[7]) or 3600000
+  local base = whole(job[7]) or whole(ARGV[6]) or 1000
+  local cap = whole(job[8]) or whole(ARGV[7]) or 3600000
   local d = math.min(cap, base * 2 ^ (attempts - 1))
   runAt = math.floor(now + d / 2 + d / 2 * jitter)
   redis.call('HSET', jobKey, 'state', 'failed', 'run_at', runAt)
@@ -737,7 +824,7 @@ else
   redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
-  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], tonumber(job[10]) or 86400000) end
+  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], whole(job[10]) or 86400000) end
   if job[11] then scheduleCallback(job[11], 'dead') end
   if keepDead >= 0 then
     local excess = redis.call('ZCARD', deadKey) - keepDead
@@ -808,22 +895,30 @@ return changed
 -- ARGV[4] -> percent done, a number from 0 to 100
 -- ARGV[5] -> message ("" for none)
 -- Returns: 1 stored and published; -1 job missing; -2 not active; -3 token
---          mismatch; -4 lease expired; -8 percent is not a number in 0..100.
+--          mismatch; -4 lease expired; -8 (nothing changed) percent is not a
+--          number in 0..100 or now is not a whole number.
 -- Publishes: {"event":"progress","percent":…,"message":…} on the queue's channel,
 --            and on the job's while the job is in P:{Q}:watched.
 -- Keeps: invariant 2 (progress is fenced like every other report).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
+local now = whole(ARGV[3])
 local percent = tonumber(ARGV[4])
 local message = ARGV[5]
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
-if not percent or percent < 0 or percent > 100 then return -8 end
+if not now or not percent or percent ~= percent or percent < 0 or percent > 100 then return -8 end
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'lease_until')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
@@ -998,12 +1093,19 @@ return #ids
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
 -- Returns: {stalled, orphans, dead} counts; {-1, 0, 0} when another sweep ran
---          within the interval.
+--          within the interval; -8 when now is not a whole number.
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
 --        stays counted) and 4.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
+if not now then return -8 end
 local guardMs = tonumber(ARGV[2]) or 0
 local limit = tonumber(ARGV[3]) or 1000
 
@@ -1027,6 +1129,12 @@ end
 local function scheduleCallback(id, url)
   local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
   local cbId = id .. '-cb' .. n
+  -- An id of that form can be taken (a producer chose it, or retention reset
+  -- the count): the next free one, so no record is overwritten.
+  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
+    n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+    cbId = id .. '-cb' .. n
+  end
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -1041,8 +1149,10 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('ZREM', leasesKey, id)
   redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback')
-  if redis.call('EXISTS', jobKey) == 1 then
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback', 'state')
+  -- Only an active record is redelivered: a lease left behind by a job that
+  -- already reached another state is just dropped.
+  if job[8] == 'active' then
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
     local message = 'lease expired: worker ' .. (job[4] or '?') .. ' stopped renewing it (stalled)'
@@ -1056,7 +1166,7 @@ for _, id in ipairs(expired) do
       redis.call('HSET', jobKey, 'state', 'dead', 'finished_at', now)
       redis.call('ZADD', prefix .. 'dead', now, id)
       redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
-      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], tonumber(job[6]) or 86400000) end
+      if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], whole(job[6]) or 86400000) end
       if job[7] then scheduleCallback(id, job[7]) end
       dead = dead + 1
       publish({ event = 'stalled', id = id, queue = queue, state = 'dead', attempt = attempts,
@@ -1082,7 +1192,10 @@ for _, id in ipairs(tail) do
   if not redis.call('ZSCORE', leasesKey, id) then
     redis.call('LREM', activeKey, 1, id)
     local jobKey = prefix .. 'job:' .. id
-    if redis.call('EXISTS', jobKey) == 1 then
+    -- Only a job still waiting or active by its record: one cancelled (or
+    -- otherwise finished) since it was popped is in its place already.
+    local state = redis.call('HGET', jobKey, 'state')
+    if state == 'waiting' or state == 'active' then
       redis.call('HDEL', jobKey, 'token', 'lease_until')
       redis.call('HSET', jobKey, 'state', 'waiting')
       redis.call('RPUSH', waitingKey, id)
@@ -1118,14 +1231,23 @@ return { stalled, orphans, dead }
 -- ARGV[3] -> now, Unix time in ms
 -- ARGV[4] -> why (for the event), e.g. "worker shutting down"
 -- Returns: 1 released; -1 job missing; -2 not active; -3 token mismatch (the
---          lease was already reaped and given to another claim).
+--          lease was already reaped and given to another claim); -8 now is not
+--          a whole number (nothing changed).
 -- Keeps: invariants 1 and 4 (the job goes straight back, in one step).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
+-- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
 local token = ARGV[2]
-local now = tonumber(ARGV[3])
-local why = ARGV[4]
+local now = whole(ARGV[3])
+local why = ARGV[4] or ''
+if not now then return -8 end
 
 local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
@@ -1162,20 +1284,28 @@ return 1
 --   P:{Q}:job:<id>  hash   state -> waiting, attempts -> 0; finished_at, run_at and
 --                          an old cancel request (cancel_requested, cancel_reason) dropped
 --   P:{Q}:wake      list   re-armed
---   P:{Q}:unique:<key> string its idempotency key names it again (no expiry)
+--   P:{Q}:unique:<key> string its idempotency key names it again (no expiry), unless
+--                          the key names another job that exists: then the job drops it
 --   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
 --                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> a job id, or "*" for the oldest dead jobs
--- ARGV[3] -> with "*": at most this many per call
+-- ARGV[3] -> with "*": at most this many per call (at least 1; 1000 when absent)
 -- Returns: the number of jobs sent back (one id: 1); -1 job missing; -6 the job
---          is not dead.
+--          is not dead; -8 now or ARGV[3] is not a whole number, or ARGV[3] < 1.
 -- Keeps: invariants 4 and 5.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = whole(ARGV[1])
 local which = ARGV[2]
-local limit = tonumber(ARGV[3]) or 1000
+local limit = whole(ARGV[3] or '1000')
+if not now or type(which) ~= 'string' or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local deadKey = prefix .. 'dead'
@@ -1199,9 +1329,19 @@ local function revive(id)
   -- earlier attempt must not stop it at its first heartbeat.
   redis.call('HDEL', jobKey, 'finished_at', 'run_at', 'cancel_requested', 'cancel_reason')
   pushReady(id)
-  -- Its idempotency key names it again, without expiry, while it is unfinished.
+  -- Its idempotency key names it again, without expiry, while it is unfinished,
+  -- unless the key went on to name another job that still exists: that job
+  -- keeps it, and this one lets go of it (its end must not expire the key).
   local key = redis.call('HGET', jobKey, 'key')
-  if key then redis.call('SET', prefix .. 'unique:' .. key, id) end
+  if key then
+    local uniqueKey = prefix .. 'unique:' .. key
+    local holder = redis.call('GET', uniqueKey)
+    if holder and holder ~= id and redis.call('EXISTS', prefix .. 'job:' .. holder) == 1 then
+      redis.call('HDEL', jobKey, 'key', 'key_ttl_ms')
+    else
+      redis.call('SET', uniqueKey, id)
+    end
+  end
   local seq = redis.call('HINCRBY', jobKey, 'seq', 1)
   local event = cjson.encode({ event = 'waiting', id = id, queue = queue, state = 'waiting',
                                retried = true, at = now, seq = seq })
