@@ -42,8 +42,16 @@
 -- A whole number sent as decimal text of at most 15 digits, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces, which would pass every comparison and then fail a write halfway.
+-- The jobs of a batch mostly share their texts ("0", "3"): each is checked once.
+local find, wholes = string.find, {}
 local function whole(text)
-  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+  if text == nil then return nil end
+  local n = wholes[text]
+  if n == nil then
+    n = #text <= 16 and find(text, '^%-?%d+$') and tonumber(text) or false
+    wholes[text] = n
+  end
+  return n or nil
 end
 
 local prefix = KEYS[1]
@@ -115,7 +123,7 @@ for j = 1, #starts do
                    'max_attempts', attemptsText, 'seq', '1' }
   local priority, key, reply = 0, nil, nil
   if not runAt or not maxAttempts or maxAttempts < 1 then reply = -8 end
-  local seen = {}
+  local seen = last > at + 5 and {} or nil
   for f = at + 6, last, 2 do
     if reply then break end
     local name, value = ARGV[f], ARGV[f + 1]
