@@ -12,18 +12,19 @@
 /// always valid UTF-8, so only the JSON grammar is checked. `\uXXXX` escapes are
 /// checked for shape only: a lone surrogate such as `"\ud800"` matches the RFC's
 /// grammar and is accepted.
-enum JSONValidator {
+public enum JSONValidator {
     /// The deepest nesting of arrays and objects accepted (the same as Foundation's).
-    static let maxDepth = 512
+    public static let maxDepth = 512
 
-    static func isValid(_ text: String) -> Bool {
-        if let valid = text.utf8.withContiguousStorageIfAvailable(isValid(bytes:)) { return valid }
+    /// Whether `text` is one JSON text nesting at most `maxDepth` arrays and objects.
+    public static func isValid(_ text: String, maxDepth: Int = maxDepth) -> Bool {
+        if let valid = text.utf8.withContiguousStorageIfAvailable({ isValid(bytes: $0, maxDepth: maxDepth) }) { return valid }
         var copy = text
-        return copy.withUTF8(isValid(bytes:))
+        return copy.withUTF8 { isValid(bytes: $0, maxDepth: maxDepth) }
     }
 
-    static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        withUnsafeTemporaryAllocation(of: Bool.self, capacity: maxDepth) { stack in
+    public static func isValid(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = maxDepth) -> Bool {
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(1, maxDepth)) { stack in
             var scanner = Scanner(bytes: bytes)
             return scanner.scanText(stack: stack)
         }
@@ -94,7 +95,7 @@ private struct Scanner {
             skipWhitespace()
             guard let byte = peek else { return false }
             if byte == Byte.openArray || byte == Byte.openObject {
-                guard depth < JSONValidator.maxDepth else { return false }
+                guard depth < stack.count else { return false }
                 let isObject = byte == Byte.openObject
                 index += 1
                 skipWhitespace()

@@ -50,8 +50,8 @@ struct APIError: Error, Sendable, CustomStringConvertible {
     ///
     /// invalidInput 400, invalidPayload 422 (the request was well-formed JSON
     /// but the job's payload breaks Spool's rules), jobNotFound 404, wrongState
-    /// and duplicate 409, unavailable 503; Redis saying it is loading or
-    /// failing over is 503 too. Anything else is 500.
+    /// and duplicate 409, unavailable 503; Redis saying it is loading,
+    /// failing over, read-only or busy running a script is 503 too. Anything else is 500.
     init(_ error: SpoolError) {
         let message = error.description
         switch error.code {
@@ -60,7 +60,7 @@ struct APIError: Error, Sendable, CustomStringConvertible {
         case .jobNotFound: self.init(.notFound, message)
         case .wrongState, .duplicate, .leaseLost: self.init(.conflict, message)
         case .unavailable: self.init(.unavailable, message, headers: [.retryAfter: "1"])
-        case .redis where Self.transientReplies.contains(where: { error.message.contains("redis: " + $0) }):
+        case .redis where Self.isTransient(error.message):
             self.init(.unavailable, message, headers: [.retryAfter: "1"])
         case .redis, .configuration: self.init(.internal, message)
         @unknown default: self.init(.internal, message)
@@ -68,7 +68,13 @@ struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Error replies of a Redis that is up but cannot serve yet.
-    private static let transientReplies = ["LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY"]
+    private static let transientReplies: Set<Substring> = ["LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY", "BUSY"]
+
+    /// Whether a Redis error's message carries one of those replies' codes,
+    /// wherever the message puts it ("redis: LOADING …", "enqueue job …: READONLY …").
+    static func isTransient(_ message: String) -> Bool {
+        message.split(whereSeparator: { $0 == " " || $0 == ":" }).contains { transientReplies.contains($0) }
+    }
 
     /// Any error a handler threw, as an API error.
     static func from(_ error: any Error) -> APIError {

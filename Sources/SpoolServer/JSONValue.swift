@@ -1,4 +1,5 @@
 import Foundation
+import Spool
 
 /// Any JSON value: job payloads and results travel through the API as JSON,
 /// not as strings holding JSON.
@@ -11,9 +12,15 @@ enum JSONValue: Sendable, Equatable, Codable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses JSON text (any value at the top); nil when it is not JSON.
+    /// The deepest nesting of arrays and objects the API reads as a value:
+    /// decoding time grows much faster than the depth.
+    static let maxDepth = 64
+
+    /// Parses JSON text (any value at the top); nil when it is not JSON or
+    /// nests deeper than ``maxDepth``.
     init?(text: String) {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
+        guard JSONValidator.isValid(text, maxDepth: Self.maxDepth),
+            let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
         self = value
     }
 

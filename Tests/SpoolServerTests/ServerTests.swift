@@ -176,6 +176,15 @@ struct ServerTests {
 
         let badJSON = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "payload": {nope"#)
         #expect(badJSON.status == 400 && badJSON.errorCode == "invalid_json", "\(badJSON.text)")
+        // Strict JSON: Foundation's parser let trailing commas through.
+        for lenient in [#"{"type": "t",}"#, #"{"type": "t", "payload": [1, 2,]}"#] {
+            let reply = try await server.post("/queues/\(queue)/jobs", lenient)
+            #expect(reply.status == 400 && reply.errorCode == "invalid_json", "\(lenient): \(reply.text)")
+        }
+        // Nesting is bounded (decoding time grows much faster than the depth).
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        let tooDeep = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "payload": "# + deep + "}")
+        #expect(tooDeep.status == 400 && tooDeep.errorCode == "invalid_json" && tooDeep.errorMessage?.contains("64") == true)
         let notObject = try await server.post("/queues/\(queue)/jobs", "[1,2]")
         #expect(notObject.status == 400 && notObject.errorCode == "bad_request")
         let noType = try await server.post("/queues/\(queue)/jobs", #"{"payload": 1}"#)
