@@ -40,7 +40,7 @@ local prefix = KEYS[1]
 local nowText = ARGV[1]
 local now = whole(nowText)
 local keep = whole(ARGV[2])
-if not now or not keep or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
+if not now or not keep or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
@@ -64,14 +64,12 @@ end
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
 local function scheduleCallback(id, url, finalState)
-  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-  local cbId = id .. '-cb' .. seq
-  -- An id of that form can be taken (a producer chose it, or retention reset
-  -- the count): the next free one, so no record is overwritten.
-  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
-    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-    cbId = id .. '-cb' .. seq
-  end
+  -- <id>-cb<n> with the next n whose id is free: a producer may have taken
+  -- one, or retention reset the count; no record is overwritten.
+  local cbId
+  repeat
+    cbId = id .. '-cb' .. redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  until redis.call('EXISTS', prefix .. 'job:' .. cbId) == 0
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', nowText, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,

@@ -32,12 +32,13 @@
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
 --          job with this id already exists; -8 on a bad argument. A job's error
---          does not stop the others. -8 alone (not in a list) when the
---          arguments do not split into jobs (nothing is created).
+--          does not stop the others. -8 alone (not in a list) when now is not
+--          a whole number, the prefix has no {Q}, or the arguments do not split
+--          into jobs (nothing is created).
 -- Publishes: {"event":"enqueued",...} per job created: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
--- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
+-- Keeps: invariant 4 (the id lands in exactly one of waiting / prioritized / delayed).
 
 -- A whole number sent as decimal text of at most 15 digits, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
@@ -64,7 +65,7 @@ if not now or not queue then return -8 end
 local starts = {}
 local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 5])
+  local n = whole(ARGV[i + 5])
   if not n or n < 0 or n % 2 ~= 0 or i + 5 + n > #ARGV then return -8 end
   starts[#starts + 1] = i
   i = i + 6 + n
@@ -113,7 +114,7 @@ local created, wake = 0, false
 for j = 1, #starts do
   local at = starts[j]
   local id, jobType, payload, runAtText, attemptsText = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  local last = at + 5 + tonumber(ARGV[at + 5])
+  local last = at + 5 + whole(ARGV[at + 5])
   local runAt = whole(runAtText)
   local maxAttempts = whole(attemptsText)
   local jobKey = jobKeys[j]

@@ -6,12 +6,20 @@
 --   P:{Q}:wake     list    on resume, re-armed so idle workers look at once
 -- ARGV[1] -> "1" to pause, "0" to resume
 -- ARGV[2] -> now, Unix time in ms
--- Returns: 1 when the state changed, 0 when the queue already was so.
+-- Returns: 1 when the state changed, 0 when the queue already was so; -8 when
+--          now is not a whole number.
 -- Publishes: {"event":"paused"|"resumed","queue":…,"at":…} on the queue channel.
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local pause = ARGV[1] == '1'
-local now = tonumber(ARGV[2])
+local now = whole(ARGV[2])
+if not now then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local pausedKey = prefix .. 'paused'

@@ -14,16 +14,24 @@
 --                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
--- ARGV[3] -> at most this many jobs per set per call
+-- ARGV[3] -> at most this many jobs per set per call (at least 1; 1000 when absent)
 -- Returns: {promoted, next_due}: next_due is the earliest run_at still in
 --          either set (ms), or -1 when both are empty; {-1, next_due} when
---          another sweep ran within the interval.
+--          another sweep ran within the interval; -8 when an argument is not a
+--          whole number or the limit is below 1 (nothing changed).
 -- Keeps: invariant 4 (delayed/retry -> waiting atomically) and 5.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local guardMs = tonumber(ARGV[2]) or 0
-local limit = tonumber(ARGV[3]) or 1000
+local now = whole(ARGV[1])
+local guardMs = whole(ARGV[2] or '0')
+local limit = whole(ARGV[3] or '1000')
+if not now or not guardMs or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local sets = { prefix .. 'delayed', prefix .. 'retry' }

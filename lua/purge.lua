@@ -11,12 +11,21 @@
 -- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
 -- ARGV[2] -> at most this many per call (the caller calls again while the
 --            return equals it)
--- Returns: the number of jobs deleted; -8 for a state that cannot be purged.
+-- Returns: the number of jobs deleted; -8 for a state that cannot be purged, or
+--          a limit that is not a whole number of at least 1.
 -- Keeps: invariant 4 (an id and its record go together).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local state = ARGV[1]
-local limit = tonumber(ARGV[2]) or 1000
+local limit = whole(ARGV[2] or '1000')
+-- At least 1: LRANGE from -0 would take the whole list.
+if not limit or limit < 1 then return -8 end
 
 local sets = { delayed = 'delayed', failed = 'retry', completed = 'completed',
                dead = 'dead', cancelled = 'cancelled' }

@@ -1,6 +1,7 @@
 -- reap: redeliver jobs whose lease expired (their worker died, hung or lost its
 -- connection) and jobs popped into the legacy active list that never got a
--- lease. At most one sweep per queue runs per interval across the whole fleet.
+-- lease. An expired job with a cancel request pending is cancelled instead
+-- (its worker never confirmed the cancel; it must not run again). At most one sweep per queue runs per interval across the whole fleet.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:guard:reap string  SET NX PX <interval>: the sweep's ticket
@@ -10,6 +11,7 @@
 --                            from it, and ids in it without a lease are redelivered
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
+--   P:{Q}:cancelled  zset    expired jobs with a cancel request (cancel_requested)
 --   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
 --   P:{Q}:wake       list    re-armed when anything was redelivered, and when
 --                            jobs are ready but no token is there (one was
@@ -17,7 +19,7 @@
 --                            the queue is paused
 --   P:{Q}:prioritized zset   read: ready jobs at other priorities
 --   P:{Q}:paused     string  read: no re-arming while paused
---   P:{Q}:stats      hash    stalled / dead counters
+--   P:{Q}:stats      hash    stalled / dead / cancelled counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
 --   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
@@ -25,10 +27,11 @@
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
--- Returns: {stalled, orphans, dead} counts; {-1, 0, 0} when another sweep ran
---          within the interval; -8 when now is not a whole number.
+-- Returns: {stalled, orphans, dead} counts (jobs cancelled here are in none);
+--          {-1, 0, 0} when another sweep ran within the interval; -8 when an argument is not a whole number or
+--          the limit is below 1.
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
---        stays counted) and 4.
+--        stays counted), 4, and a cancel request (the job does not run again).
 
 -- A whole number sent as decimal text of at most 15 digits, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
@@ -38,9 +41,9 @@ end
 
 local prefix = KEYS[1]
 local now = whole(ARGV[1])
-if not now then return -8 end
-local guardMs = tonumber(ARGV[2]) or 0
-local limit = tonumber(ARGV[3]) or 1000
+local guardMs = whole(ARGV[2] or '0')
+local limit = whole(ARGV[3] or '1000')
+if not now or not guardMs or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local activeKey, leasesKey, waitingKey = prefix .. 'active', prefix .. 'leases', prefix .. 'waiting'
@@ -60,14 +63,12 @@ end
 -- As in complete.lua and fail.lua: a job that ends dead with a callback URL
 -- gets a delivery job (type spool.callback) in the same step.
 local function scheduleCallback(id, url)
-  local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-  local cbId = id .. '-cb' .. n
-  -- An id of that form can be taken (a producer chose it, or retention reset
-  -- the count): the next free one, so no record is overwritten.
-  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
-    n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-    cbId = id .. '-cb' .. n
-  end
+  -- <id>-cb<n> with the next n whose id is free: a producer may have taken
+  -- one, or retention reset the count; no record is overwritten.
+  local cbId
+  repeat
+    cbId = id .. '-cb' .. redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  until redis.call('EXISTS', prefix .. 'job:' .. cbId) == 0
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -82,10 +83,23 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('ZREM', leasesKey, id)
   redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback', 'state')
-  -- Only an active record is redelivered: a lease left behind by a job that
-  -- already reached another state is just dropped.
-  if job[8] == 'active' then
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback',
+                         'state', 'cancel_requested', 'cancel_reason')
+  if job[8] == 'active' and job[9] then
+    -- A cancel was asked of the running job and its worker is gone before
+    -- confirming it: the job ends cancelled here, never runs again.
+    local reason = job[10] or ''
+    redis.call('HDEL', jobKey, 'token', 'lease_until')
+    redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
+    if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
+    redis.call('ZADD', prefix .. 'cancelled', now, id)
+    redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+    if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], whole(job[6]) or 86400000) end
+    publish({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
+              error = reason ~= '' and reason or nil, at = now })
+  elseif job[8] == 'active' then
+    -- Only an active record is redelivered: a lease left behind by a job that
+    -- already reached another state is just dropped.
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
     local message = 'lease expired: worker ' .. (job[4] or '?') .. ' stopped renewing it (stalled)'

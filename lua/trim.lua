@@ -14,13 +14,24 @@
 -- ARGV[6], ARGV[7] -> dead: keep count, keep age in ms
 -- ARGV[8], ARGV[9] -> cancelled: keep count, keep age in ms
 -- Returns: the number of jobs deleted (the caller calls again, with guard 0,
---          while it equals the limit); -1 when another trim ran within the interval.
+--          while it equals the limit); -1 when another trim ran within the interval;
+--          -8 when an argument is not a whole number or the limit is below 1.
 -- Keeps: invariant 6 (bounded memory).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local guardMs = tonumber(ARGV[2]) or 0
-local budget = tonumber(ARGV[3]) or 1000
+local now = whole(ARGV[1])
+local guardMs = whole(ARGV[2] or '0')
+local budget = whole(ARGV[3] or '1000')
+if not now or not guardMs or not budget or budget < 1 then return -8 end
+for i = 4, 9 do
+  if ARGV[i] and not whole(ARGV[i]) then return -8 end
+end
 
 if guardMs > 0 and not redis.call('SET', prefix .. 'guard:trim', now, 'PX', guardMs, 'NX') then
   return -1
@@ -38,8 +49,8 @@ end
 local sets = { { 'completed', 4 }, { 'dead', 6 }, { 'cancelled', 8 } }
 for _, set in ipairs(sets) do
   local key = prefix .. set[1]
-  local keepCount = tonumber(ARGV[set[2]]) or -1
-  local keepAge = tonumber(ARGV[set[2] + 1]) or -1
+  local keepCount = whole(ARGV[set[2]]) or -1
+  local keepAge = whole(ARGV[set[2] + 1]) or -1
   if keepAge >= 0 and budget - removed > 0 then
     drop(key, redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. (now - keepAge), 'LIMIT', 0, budget - removed))
   end

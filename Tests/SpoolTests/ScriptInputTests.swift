@@ -4,31 +4,19 @@ import Spool
 import SpoolTestSupport
 import Testing
 
-/// What the scripts do with arguments that a producer or worker in another
-/// language can send: a bad one is refused before anything is written, because
-/// Redis keeps the writes a script made before it raised an error.
-@Suite("Lua scripts: bad arguments change nothing")
-struct ScriptInputTests {
-    let conn: RedisConnection
-    let url: RedisURL
-    let queue: String
-    let keys: QueueKeys
-    let t0 = 1_800_000_000_000
-
-    init() throws {
-        url = try SharedRedis.url
-        conn = try RedisConnection(url: url)
-        queue = uniqueQueue("input")
-        keys = QueueKeys(prefix: "spool", queue: queue)
-    }
-
-    func enqueue(_ jobs: [String]...) throws -> RedisValue {
+// MARK: Bad arguments change nothing
+//
+// What the scripts do with arguments that a producer or worker in another
+// language can send: a bad one is refused before anything is written, because
+// Redis keeps the writes a script made before it raised an error.
+extension ScriptTests {
+    func enqueueJobs(_ jobs: [String]...) throws -> RedisValue {
         try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + jobs.flatMap { $0 })
     }
 
     func newID(_ n: Int = 0) -> String { JobID.make(queue: queue, nowMillis: t0 + n) }
 
-    /// Claims one job at `t0` with a lease of `leaseMs`; returns its id.
+    /// claim.lua's reply for one job claimed at `t0` with a lease of `leaseMs`.
     func claimOne(_ token: String, leaseMs: Int = 1000, rate: [String] = ["0", "1000"]) throws -> RedisValue {
         try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(t0), "w", token, String(leaseMs)] + rate)
     }
@@ -50,7 +38,7 @@ struct ScriptInputTests {
     @Test(arguments: ["nan", "inf", "1e3", " 1800000000000", "1800000000000.5", "0x10", ""])
     func aBadNowIsRefusedByEveryScriptThatTakesOne(_ now: String) throws {
         let waiting = newID(1), active = newID(2)
-        #expect(try enqueue(enqueueJobArgs(active), enqueueJobArgs(waiting)).array?.count == 2)
+        #expect(try enqueueJobs(enqueueJobArgs(active), enqueueJobArgs(waiting)).array?.count == 2)
         #expect(try claimOne("T").array?.first?.array?.first?.string == active)
 
         let p = [keys.prefix]
@@ -64,6 +52,9 @@ struct ScriptInputTests {
         #expect(try conn.eval(Scripts.claim, keys: p, args: [now, "w", "U", "1000"]).int == -8)
         #expect(try conn.eval(Scripts.reap, keys: p, args: [now, "0", "100"]).int == -8)
         #expect(try conn.eval(Scripts.retry, keys: p, args: [now, "*", "10"]).int == -8)
+        #expect(try conn.eval(Scripts.promote, keys: p, args: [now, "0", "100"]).int == -8)
+        #expect(try conn.eval(Scripts.trim, keys: p, args: [now, "0", "100", "0", "-1", "0", "-1", "0", "-1"]).int == -8)
+        #expect(try conn.eval(Scripts.pause, keys: p, args: ["1", now]).int == -8)
         #expect(try conn.eval(Scripts.enqueue, keys: p, args: [now] + enqueueJobArgs(newID(3))).int == -8)
 
         #expect(try place(waiting) == ["waiting"])
@@ -77,7 +68,7 @@ struct ScriptInputTests {
     /// fields: a NaN there made ZADD fail after the lease was gone.
     @Test func failRefusesABadJitterOrBackoffBeforeTouchingTheJob() throws {
         let id = newID()
-        _ = try enqueue(enqueueJobArgs(id))
+        _ = try enqueueJobs(enqueueJobArgs(id))
         _ = try claimOne("T")
         for (jitter, base, cap) in [("nan", "100", "500"), ("-0.5", "100", "500"), ("2", "100", "500"), ("0.5", "nan", "500"), ("0.5", "100", "1e9")] {
             let reply = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T", String(t0 + 1), "e", "1", base, cap, jitter, "-1"])
@@ -98,7 +89,7 @@ struct ScriptInputTests {
     ])
     func aBadOptionalFieldRefusesItsJobAlone(_ options: [String]) throws {
         let before = newID(1), bad = newID(2), after = newID(3)
-        let reply = try enqueue(enqueueJobArgs(before), enqueueJobArgs(bad, options: options), enqueueJobArgs(after))
+        let reply = try enqueueJobs(enqueueJobArgs(before), enqueueJobArgs(bad, options: options), enqueueJobArgs(after))
         #expect(reply == .array([.string(before), .integer(-8), .string(after)]), "\(options)")
         #expect(try conn.command(["EXISTS", keys.job(bad)]).int == 0)
         #expect(try place(before) == ["waiting"] && place(after) == ["waiting"])
@@ -107,7 +98,7 @@ struct ScriptInputTests {
     @Test(arguments: [("1800000005000 ", "3"), ("soon", "3"), ("0", "inf"), ("0", "nan"), ("0", "2.5"), ("0x10", "3")])
     func aBadRunAtOrMaxAttemptsRefusesItsJobAlone(_ runAt: String, _ maxAttempts: String) throws {
         let before = newID(1), bad = newID(2)
-        let reply = try enqueue(enqueueJobArgs(before), [bad, "t", "{}", runAt, maxAttempts, "0"])
+        let reply = try enqueueJobs(enqueueJobArgs(before), [bad, "t", "{}", runAt, maxAttempts, "0"])
         #expect(reply == .array([.string(before), .integer(-8)]))
         #expect(try place(before) == ["waiting"])
         #expect(try conn.command(["EXISTS", keys.job(bad)]).int == 0)
@@ -117,7 +108,7 @@ struct ScriptInputTests {
     /// waiting list in pushes of 1,000, and complete.lua takes at most 1,000 jobs.
     @Test func bigBatchesAreWholeOrRefusedWhole() throws {
         let ids = (0..<8200).map { newID($0) }
-        let reply = try enqueue(ids.flatMap { enqueueJobArgs($0) })
+        let reply = try enqueueJobs(ids.flatMap { enqueueJobArgs($0) })
         #expect(reply.array?.count == ids.count)
         #expect(try conn.command(["LLEN", keys.waiting]).int == ids.count)
         #expect(try conn.command(["LINDEX", keys.waiting, "-1"]).string == ids[0], "oldest first")
@@ -148,8 +139,8 @@ struct ScriptInputTests {
     /// producer may have taken already: the next free name is used.
     @Test func aCallbackDeliveryJobNeverOverwritesATakenID() throws {
         let id = newID(1)
-        _ = try enqueue(enqueueJobArgs(id, options: ["callback", "http://127.0.0.1:9/x"]))
-        #expect(try enqueue(enqueueJobArgs(id + "-cb1", type: "mine", payload: "{\"a\":1}")) == .array([.string(id + "-cb1")]))
+        _ = try enqueueJobs(enqueueJobArgs(id, options: ["callback", "http://127.0.0.1:9/x"]))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "-cb1", type: "mine", payload: "{\"a\":1}")) == .array([.string(id + "-cb1")]))
         #expect(try claimOne("T").array?.first?.array?.first?.string == id)
         #expect(try conn.eval(Scripts.complete, keys: [keys.prefix], args: [String(t0 + 1), "-1", id, "T", "null"]) == .array([.integer(1)]))
         #expect(try conn.command(["HMGET", keys.job(id + "-cb1"), "type", "payload"]) == .array([.string("mine"), .string("{\"a\":1}")]))
@@ -162,7 +153,7 @@ struct ScriptInputTests {
     /// not once its record says it ended (cancelled since it was popped).
     @Test func theReaperDoesNotReviveAPoppedJobThatWasCancelled() throws {
         let id = newID()
-        _ = try enqueue(enqueueJobArgs(id))
+        _ = try enqueueJobs(enqueueJobArgs(id))
         #expect(try conn.command(["LMOVE", keys.waiting, keys.active, "RIGHT", "LEFT"]).string == id)
         #expect(try conn.eval(Scripts.cancel, keys: [keys.prefix], args: [id, String(t0), "", ""]).int == 1)
         let reaped = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 1), "0", "100"])
@@ -176,7 +167,7 @@ struct ScriptInputTests {
     /// counts against the rate limit.
     @Test func aReleasedAndReclaimedJobCountsTwiceAgainstTheRateLimit() throws {
         let a = newID(1), b = newID(2)
-        _ = try enqueue(enqueueJobArgs(a), enqueueJobArgs(b))
+        _ = try enqueueJobs(enqueueJobArgs(a), enqueueJobArgs(b))
         let rate = ["2", "60000"]
         #expect(try claimOne("T1", rate: rate).array?.first?.array?.first?.string == a)
         #expect(try conn.eval(Scripts.release, keys: [keys.prefix], args: [a, "T1", String(t0), "test"]).int == 1)
@@ -185,9 +176,24 @@ struct ScriptInputTests {
         #expect(try place(b) == ["waiting"])
     }
 
+    /// LRANGE from -0 is the whole list: a purge limit of 0 emptied the queue.
+    @Test func housekeepingLimitsAreAtLeastOne() throws {
+        let id = newID()
+        _ = try enqueueJobs(enqueueJobArgs(id))
+        let p = [keys.prefix]
+        for limit in ["0", "-1", "nan"] {
+            #expect(try conn.eval(Scripts.purge, keys: p, args: ["waiting", limit]).int == -8, "purge \(limit)")
+            #expect(try conn.eval(Scripts.reap, keys: p, args: [String(t0), "0", limit]).int == -8, "reap \(limit)")
+            #expect(try conn.eval(Scripts.promote, keys: p, args: [String(t0), "0", limit]).int == -8, "promote \(limit)")
+            #expect(try conn.eval(Scripts.trim, keys: p, args: [String(t0), "0", limit]).int == -8, "trim \(limit)")
+        }
+        #expect(try conn.eval(Scripts.trim, keys: p, args: [String(t0), "0", "10", "1.5"]).int == -8, "a keep count")
+        #expect(try place(id) == ["waiting"])
+    }
+
     @Test func retryByHandTakesACountOfAtLeastOne() throws {
         let id = newID()
-        _ = try enqueue(enqueueJobArgs(id, maxAttempts: 1))
+        _ = try enqueueJobs(enqueueJobArgs(id, maxAttempts: 1))
         _ = try claimOne("T")
         _ = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "T", String(t0 + 1), "e", "0", "100", "500", "0", "-1"])
         #expect(try place(id) == ["dead"])
@@ -204,11 +210,11 @@ struct ScriptInputTests {
     /// it from its own record, so its end cannot expire the other's key.
     @Test func aRetriedJobDoesNotTakeBackAKeyAnotherJobHolds() throws {
         let first = newID(1), second = newID(2)
-        _ = try enqueue(enqueueJobArgs(first, maxAttempts: 1, options: ["key", "K"]))
+        _ = try enqueueJobs(enqueueJobArgs(first, maxAttempts: 1, options: ["key", "K"]))
         _ = try claimOne("T")
         _ = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [first, "T", String(t0 + 1), "e", "0", "100", "500", "0", "-1"])
         try conn.command(["DEL", keys.unique("K")])  // its expiry ran out
-        #expect(try enqueue(enqueueJobArgs(second, options: ["key", "K"])) == .array([.string(second)]))
+        #expect(try enqueueJobs(enqueueJobArgs(second, options: ["key", "K"])) == .array([.string(second)]))
         #expect(try conn.eval(Scripts.retry, keys: [keys.prefix], args: [String(t0 + 2), first]).int == 1)
         #expect(try conn.command(["GET", keys.unique("K")]).string == second)
         #expect(try conn.command(["TTL", keys.unique("K")]).int == -1)

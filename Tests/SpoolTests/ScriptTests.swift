@@ -142,6 +142,24 @@ struct ScriptTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
+    /// A cancel request stored on a running job whose worker then dies: the
+    /// sweep that finds its lease expired cancels it rather than redeliver it.
+    @Test func anExpiredJobWithACancelRequestIsCancelledNotRedelivered() throws {
+        let id = try enqueue(extra: ["key", "K", "key_ttl_ms", "5000"])
+        _ = try #require(try claim(at: t0, token: "A"))
+        #expect(try conn.eval(Scripts.cancel, keys: [keys.prefix], args: [id, String(t0 + 10), "stop it", ""]).int == 2)
+        let reaped = try conn.eval(Scripts.reap, keys: [keys.prefix], args: [String(t0 + 2001), "0", "100"])
+        #expect(reaped == .array([.integer(0), .integer(0), .integer(0)]))
+        #expect(try conn.command(["HMGET", keys.job(id), "state", "last_error", "token", "finished_at"])
+            == .array([.string("cancelled"), .string("stop it"), .null, .string(String(t0 + 2001))]))
+        #expect(try conn.command(["ZSCORE", keys.cancelled, id]).int == t0 + 2001)
+        #expect(try conn.command(["LLEN", keys.waiting]).int == 0 && conn.command(["ZCARD", keys.leases]).int == 0)
+        #expect(try conn.command(["HGET", keys.stats, "cancelled"]).int == 1)
+        #expect(try conn.command(["PTTL", keys.unique("K")]).int.map { $0 > 0 && $0 <= 5000 } == true)
+        #expect(try claim(at: t0 + 2002, token: "B") == nil, "nothing to run again")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
     @Test func aJobPoppedButNeverClaimedIsRecovered() throws {
         let id = try enqueue()
         // What a worker that pops with LMOVE and dies before stamping a lease leaves behind.
@@ -235,17 +253,14 @@ struct ScriptTests {
 
     @Test func enqueueRejectsDuplicateIdsAndBadArguments() throws {
         let id = try enqueue()
-        func call(_ jobs: [String]...) throws -> RedisValue {
-            try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(t0)] + jobs.flatMap { $0 })
-        }
-        #expect(try call(enqueueJobArgs(id)) == .array([.integer(-5)]))
-        #expect(try call(enqueueJobArgs(id + "x", maxAttempts: 0)) == .array([.integer(-8)]))
-        #expect(try call(enqueueJobArgs(id, maxAttempts: 0)) == .array([.integer(-8)]), "a bad argument is found before a taken id")
-        #expect(try call(enqueueJobArgs(id + "y", options: ["bogus", "1"])) == .array([.integer(-8)]))
-        #expect(try call(enqueueJobArgs(id + "z", options: ["priority", "1.5"])) == .array([.integer(-8)]))
+        #expect(try enqueueJobs(enqueueJobArgs(id)) == .array([.integer(-5)]))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "x", maxAttempts: 0)) == .array([.integer(-8)]))
+        #expect(try enqueueJobs(enqueueJobArgs(id, maxAttempts: 0)) == .array([.integer(-8)]), "a bad argument is found before a taken id")
+        #expect(try enqueueJobs(enqueueJobArgs(id + "y", options: ["bogus", "1"])) == .array([.integer(-8)]))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "z", options: ["priority", "1.5"])) == .array([.integer(-8)]))
         // Arguments that do not split into jobs create nothing, not even the whole jobs before them.
-        #expect(try call(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "2", "priority"]) == .integer(-8))
-        #expect(try call(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "x"]) == .integer(-8))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "2", "priority"]) == .integer(-8))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "a"), [id + "b", "t", "{}", "0", "3", "x"]) == .integer(-8))
         #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: ["soon"] + enqueueJobArgs(id + "a")) == .integer(-8))
         #expect(try conn.command(["EXISTS", keys.job(id + "a")]).int == 0)
         #expect(try conn.command(["LLEN", keys.waiting]).int == 1)
@@ -254,11 +269,11 @@ struct ScriptTests {
         // In a batch (where one EXISTS asks about every id at once): an id
         // already taken is refused and the rest are made; an id given twice
         // is made once; an id refused for a bad argument can come again.
-        let batch = try call(
+        let batch = try enqueueJobs(
             enqueueJobArgs(id + "c"), enqueueJobArgs(id), enqueueJobArgs(id + "d", maxAttempts: 0),
             enqueueJobArgs(id + "d"), enqueueJobArgs(id + "c"))
         #expect(batch == .array([.string(id + "c"), .integer(-5), .integer(-8), .string(id + "d"), .integer(-5)]))
-        #expect(try call(enqueueJobArgs(id + "e"), enqueueJobArgs(id + "e")) == .array([.string(id + "e"), .integer(-5)]))
+        #expect(try enqueueJobs(enqueueJobArgs(id + "e"), enqueueJobArgs(id + "e")) == .array([.string(id + "e"), .integer(-5)]))
         #expect(try conn.command(["LRANGE", keys.waiting, "0", "-1"]) == .array([.string(id + "e"), .string(id + "d"), .string(id + "c"), .string(id)]))
         #expect(try conn.command(["HGET", keys.stats, "enqueued"]).int == 4)
     }

@@ -56,6 +56,35 @@ struct WorkerProcessTests {
         #expect(try await second.waitForExit(timeout: 10) == .exited(0), "\(second.log)")
     }
 
+    /// A cancel asked of a running job whose worker was SIGKILLed (so nobody
+    /// confirms it) ends the job when its lease expires: reaped, not run again.
+    @Test func aCancelAskedOfAJobWhoseWorkerDiedEndsItInsteadOfARedelivery() async throws {
+        let queue = uniqueQueue("cancel-dead")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let script = try slowJob(seconds: 1)
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
+
+        let first = try worker(queue, script: script, visibility: 2)
+        defer { first.kill() }
+        #expect(await eventually { try await client.job(id).state == .active })
+        first.signal(SIGKILL)
+        #expect(try await first.waitForExit(timeout: 5) == .signaled(SIGKILL))
+        #expect(try await client.cancel(id, reason: "not wanted any more") == .requested)
+
+        // Its housekeeping reaps the expired lease; before the fix it claimed
+        // the job again and completed it as attempt 2.
+        let second = try worker(queue, script: script, visibility: 2)
+        defer { second.kill() }
+        #expect(await eventually(timeout: 20) { try await client.job(id).state.isTerminal })
+        let job = try await client.job(id)
+        #expect(job.state == .cancelled && job.attempts == 1 && job.result == nil, "\(job)")
+        #expect(job.lastError == "not wanted any more")
+        #expect(try await InvariantChecker.check(queue: queue, url: url).isEmpty)
+
+        second.signal(SIGTERM)
+        #expect(try await second.waitForExit(timeout: 10) == .exited(0), "\(second.log)")
+    }
+
     @Test func aPausedWorkerPastItsLeaseCannotOverwriteTheResult() async throws {
         let queue = uniqueQueue("fence")
         let client = SpoolClient(configuration: testConfiguration(url: url))

@@ -359,7 +359,7 @@ local prefix = KEYS[1]
 local nowText = ARGV[1]
 local now = whole(nowText)
 local keep = whole(ARGV[2])
-if not now or not keep or #ARGV < 2 or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
+if not now or not keep or (#ARGV - 2) % 3 ~= 0 or #ARGV > 3002 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 -- JSON text of an id or a name, quotes included (C code: cheaper than a
@@ -383,14 +383,12 @@ end
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
 local function scheduleCallback(id, url, finalState)
-  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-  local cbId = id .. '-cb' .. seq
-  -- An id of that form can be taken (a producer chose it, or retention reset
-  -- the count): the next free one, so no record is overwritten.
-  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
-    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-    cbId = id .. '-cb' .. seq
-  end
+  -- <id>-cb<n> with the next n whose id is free: a producer may have taken
+  -- one, or retention reset the count; no record is overwritten.
+  local cbId
+  repeat
+    cbId = id .. '-cb' .. redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  until redis.call('EXISTS', prefix .. 'job:' .. cbId) == 0
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', nowText, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -490,12 +488,13 @@ return codes
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
 --          job with this id already exists; -8 on a bad argument. A job's error
---          does not stop the others. -8 alone (not in a list) when the
---          arguments do not split into jobs (nothing is created).
+--          does not stop the others. -8 alone (not in a list) when now is not
+--          a whole number, the prefix has no {Q}, or the arguments do not split
+--          into jobs (nothing is created).
 -- Publishes: {"event":"enqueued",...} per job created: all of them in one message on
 --            P:{Q}:events, one per line, in order; each also alone on
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
--- Keeps: invariant 4 (the id lands in exactly one of waiting / delayed).
+-- Keeps: invariant 4 (the id lands in exactly one of waiting / prioritized / delayed).
 
 -- A whole number sent as decimal text of at most 15 digits, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
@@ -522,7 +521,7 @@ if not now or not queue then return -8 end
 local starts = {}
 local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 5])
+  local n = whole(ARGV[i + 5])
   if not n or n < 0 or n % 2 ~= 0 or i + 5 + n > #ARGV then return -8 end
   starts[#starts + 1] = i
   i = i + 6 + n
@@ -571,7 +570,7 @@ local created, wake = 0, false
 for j = 1, #starts do
   local at = starts[j]
   local id, jobType, payload, runAtText, attemptsText = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  local last = at + 5 + tonumber(ARGV[at + 5])
+  local last = at + 5 + whole(ARGV[at + 5])
   local runAt = whole(runAtText)
   local maxAttempts = whole(attemptsText)
   local jobKey = jobKeys[j]
@@ -785,14 +784,12 @@ if not deadline or deadline < now then return -4 end
 -- A job with a callback URL gets a delivery job (type spool.callback) in the
 -- same queue, made in this same step, so the POST survives crashes and retries.
 local function scheduleCallback(url, finalState)
-  local seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-  local cbId = id .. '-cb' .. seq
-  -- An id of that form can be taken (a producer chose it, or retention reset
-  -- the count): the next free one, so no record is overwritten.
-  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
-    seq = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-    cbId = id .. '-cb' .. seq
-  end
+  -- <id>-cb<n> with the next n whose id is free: a producer may have taken
+  -- one, or retention reset the count; no record is overwritten.
+  local cbId
+  repeat
+    cbId = id .. '-cb' .. redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  until redis.call('EXISTS', prefix .. 'job:' .. cbId) == 0
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = finalState }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -861,12 +858,20 @@ return { status, runAt }
 --   P:{Q}:wake     list    on resume, re-armed so idle workers look at once
 -- ARGV[1] -> "1" to pause, "0" to resume
 -- ARGV[2] -> now, Unix time in ms
--- Returns: 1 when the state changed, 0 when the queue already was so.
+-- Returns: 1 when the state changed, 0 when the queue already was so; -8 when
+--          now is not a whole number.
 -- Publishes: {"event":"paused"|"resumed","queue":…,"at":…} on the queue channel.
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local pause = ARGV[1] == '1'
-local now = tonumber(ARGV[2])
+local now = whole(ARGV[2])
+if not now then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local pausedKey = prefix .. 'paused'
@@ -962,16 +967,24 @@ return 1
 --                          readers (watch.lua); published to only then
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
--- ARGV[3] -> at most this many jobs per set per call
+-- ARGV[3] -> at most this many jobs per set per call (at least 1; 1000 when absent)
 -- Returns: {promoted, next_due}: next_due is the earliest run_at still in
 --          either set (ms), or -1 when both are empty; {-1, next_due} when
---          another sweep ran within the interval.
+--          another sweep ran within the interval; -8 when an argument is not a
+--          whole number or the limit is below 1 (nothing changed).
 -- Keeps: invariant 4 (delayed/retry -> waiting atomically) and 5.
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local guardMs = tonumber(ARGV[2]) or 0
-local limit = tonumber(ARGV[3]) or 1000
+local now = whole(ARGV[1])
+local guardMs = whole(ARGV[2] or '0')
+local limit = whole(ARGV[3] or '1000')
+if not now or not guardMs or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local sets = { prefix .. 'delayed', prefix .. 'retry' }
@@ -1040,12 +1053,21 @@ return { promoted, nextDue() }
 -- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
 -- ARGV[2] -> at most this many per call (the caller calls again while the
 --            return equals it)
--- Returns: the number of jobs deleted; -8 for a state that cannot be purged.
+-- Returns: the number of jobs deleted; -8 for a state that cannot be purged, or
+--          a limit that is not a whole number of at least 1.
 -- Keeps: invariant 4 (an id and its record go together).
+
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local state = ARGV[1]
-local limit = tonumber(ARGV[2]) or 1000
+local limit = whole(ARGV[2] or '1000')
+-- At least 1: LRANGE from -0 would take the whole list.
+if not limit or limit < 1 then return -8 end
 
 local sets = { delayed = 'delayed', failed = 'retry', completed = 'completed',
                dead = 'dead', cancelled = 'cancelled' }
@@ -1075,7 +1097,8 @@ return #ids
         "reap": ##"""
 -- reap: redeliver jobs whose lease expired (their worker died, hung or lost its
 -- connection) and jobs popped into the legacy active list that never got a
--- lease. At most one sweep per queue runs per interval across the whole fleet.
+-- lease. An expired job with a cancel request pending is cancelled instead
+-- (its worker never confirmed the cancel; it must not run again). At most one sweep per queue runs per interval across the whole fleet.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:guard:reap string  SET NX PX <interval>: the sweep's ticket
@@ -1085,6 +1108,7 @@ return #ids
 --                            from it, and ids in it without a lease are redelivered
 --   P:{Q}:waiting    list    redelivered ids go to the front (RPUSH: claimed next)
 --   P:{Q}:dead       zset    stalled jobs that were on their last attempt
+--   P:{Q}:cancelled  zset    expired jobs with a cancel request (cancel_requested)
 --   P:{Q}:job:<id>   hash    state, errors, last_error; token and lease_until removed
 --   P:{Q}:wake       list    re-armed when anything was redelivered, and when
 --                            jobs are ready but no token is there (one was
@@ -1092,7 +1116,7 @@ return #ids
 --                            the queue is paused
 --   P:{Q}:prioritized zset   read: ready jobs at other priorities
 --   P:{Q}:paused     string  read: no re-arming while paused
---   P:{Q}:stats      hash    stalled / dead counters
+--   P:{Q}:stats      hash    stalled / dead / cancelled counters
 --   P:{Q}:unique:<key> string a dead job's idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash a dead job with a callback URL gets a delivery job
 --   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
@@ -1100,10 +1124,11 @@ return #ids
 -- ARGV[1] -> now, Unix time in ms
 -- ARGV[2] -> guard interval in ms; 0 sweeps unconditionally
 -- ARGV[3] -> at most this many jobs of each kind per call
--- Returns: {stalled, orphans, dead} counts; {-1, 0, 0} when another sweep ran
---          within the interval; -8 when now is not a whole number.
+-- Returns: {stalled, orphans, dead} counts (jobs cancelled here are in none);
+--          {-1, 0, 0} when another sweep ran within the interval; -8 when an argument is not a whole number or
+--          the limit is below 1.
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
---        stays counted) and 4.
+--        stays counted), 4, and a cancel request (the job does not run again).
 
 -- A whole number sent as decimal text of at most 15 digits, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
@@ -1113,9 +1138,9 @@ end
 
 local prefix = KEYS[1]
 local now = whole(ARGV[1])
-if not now then return -8 end
-local guardMs = tonumber(ARGV[2]) or 0
-local limit = tonumber(ARGV[3]) or 1000
+local guardMs = whole(ARGV[2] or '0')
+local limit = whole(ARGV[3] or '1000')
+if not now or not guardMs or not limit or limit < 1 then return -8 end
 
 local queue = string.match(prefix, '{([^}]*)}:$')
 local activeKey, leasesKey, waitingKey = prefix .. 'active', prefix .. 'leases', prefix .. 'waiting'
@@ -1135,14 +1160,12 @@ end
 -- As in complete.lua and fail.lua: a job that ends dead with a callback URL
 -- gets a delivery job (type spool.callback) in the same step.
 local function scheduleCallback(id, url)
-  local n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-  local cbId = id .. '-cb' .. n
-  -- An id of that form can be taken (a producer chose it, or retention reset
-  -- the count): the next free one, so no record is overwritten.
-  while redis.call('EXISTS', prefix .. 'job:' .. cbId) == 1 do
-    n = redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
-    cbId = id .. '-cb' .. n
-  end
+  -- <id>-cb<n> with the next n whose id is free: a producer may have taken
+  -- one, or retention reset the count; no record is overwritten.
+  local cbId
+  repeat
+    cbId = id .. '-cb' .. redis.call('HINCRBY', prefix .. 'job:' .. id, 'callbacks', 1)
+  until redis.call('EXISTS', prefix .. 'job:' .. cbId) == 0
   redis.call('HSET', prefix .. 'job:' .. cbId, 'type', 'spool.callback',
              'payload', cjson.encode({ job = id, url = url, state = 'dead' }),
              'created_at', now, 'max_attempts', 10, 'backoff_base_ms', 1000, 'backoff_cap_ms', 300000,
@@ -1157,10 +1180,23 @@ for _, id in ipairs(expired) do
   local jobKey = prefix .. 'job:' .. id
   redis.call('ZREM', leasesKey, id)
   redis.call('LREM', activeKey, 1, id) -- claimed by a version 2 worker; else a no-op
-  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback', 'state')
-  -- Only an active record is redelivered: a lease left behind by a job that
-  -- already reached another state is just dropped.
-  if job[8] == 'active' then
+  local job = redis.call('HMGET', jobKey, 'attempts', 'max_attempts', 'errors', 'worker', 'key', 'key_ttl_ms', 'callback',
+                         'state', 'cancel_requested', 'cancel_reason')
+  if job[8] == 'active' and job[9] then
+    -- A cancel was asked of the running job and its worker is gone before
+    -- confirming it: the job ends cancelled here, never runs again.
+    local reason = job[10] or ''
+    redis.call('HDEL', jobKey, 'token', 'lease_until')
+    redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
+    if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
+    redis.call('ZADD', prefix .. 'cancelled', now, id)
+    redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+    if job[5] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[5], whole(job[6]) or 86400000) end
+    publish({ event = 'cancelled', id = id, queue = queue, state = 'cancelled',
+              error = reason ~= '' and reason or nil, at = now })
+  elseif job[8] == 'active' then
+    -- Only an active record is redelivered: a lease left behind by a job that
+    -- already reached another state is just dropped.
     local attempts = tonumber(job[1]) or 1
     local maxAttempts = tonumber(job[2]) or 1
     local message = 'lease expired: worker ' .. (job[4] or '?') .. ' stopped renewing it (stalled)'
@@ -1397,13 +1433,24 @@ return count
 -- ARGV[6], ARGV[7] -> dead: keep count, keep age in ms
 -- ARGV[8], ARGV[9] -> cancelled: keep count, keep age in ms
 -- Returns: the number of jobs deleted (the caller calls again, with guard 0,
---          while it equals the limit); -1 when another trim ran within the interval.
+--          while it equals the limit); -1 when another trim ran within the interval;
+--          -8 when an argument is not a whole number or the limit is below 1.
 -- Keeps: invariant 6 (bounded memory).
 
+-- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
+
 local prefix = KEYS[1]
-local now = tonumber(ARGV[1])
-local guardMs = tonumber(ARGV[2]) or 0
-local budget = tonumber(ARGV[3]) or 1000
+local now = whole(ARGV[1])
+local guardMs = whole(ARGV[2] or '0')
+local budget = whole(ARGV[3] or '1000')
+if not now or not guardMs or not budget or budget < 1 then return -8 end
+for i = 4, 9 do
+  if ARGV[i] and not whole(ARGV[i]) then return -8 end
+end
 
 if guardMs > 0 and not redis.call('SET', prefix .. 'guard:trim', now, 'PX', guardMs, 'NX') then
   return -1
@@ -1421,8 +1468,8 @@ end
 local sets = { { 'completed', 4 }, { 'dead', 6 }, { 'cancelled', 8 } }
 for _, set in ipairs(sets) do
   local key = prefix .. set[1]
-  local keepCount = tonumber(ARGV[set[2]]) or -1
-  local keepAge = tonumber(ARGV[set[2] + 1]) or -1
+  local keepCount = whole(ARGV[set[2]]) or -1
+  local keepAge = whole(ARGV[set[2] + 1]) or -1
   if keepAge >= 0 and budget - removed > 0 then
     drop(key, redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. (now - keepAge), 'LIMIT', 0, budget - removed))
   end
