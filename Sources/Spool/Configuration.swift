@@ -30,7 +30,7 @@ public struct QueuePolicy: Sendable, Equatable, Codable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case visibilityTimeout = "visibility_timeout"
         case maxAttempts = "max_attempts"
         case jobTimeout = "job_timeout"
@@ -121,6 +121,7 @@ public struct SpoolConfiguration: Sendable {
         } catch {
             throw SpoolError(.configuration, "configuration", "\(source): \(Self.describe(error))")
         }
+        try ConfigFile.checkKeys(text, source: source)
         if let url = file.redis?.url { try setRedisURL(url, source: source) }
         if let v = file.redis?.connectTimeout { timeouts.connect = v }
         if let v = file.redis?.commandTimeout { timeouts.command = v }
@@ -194,42 +195,16 @@ public struct SpoolConfiguration: Sendable {
     }
 }
 
-/// Any key of a mapping, to list the keys a file has rather than the ones a type knows.
-private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-/// Throws, naming the key and where it is, when the mapping at `decoder` has a
-/// key that `Keys` does not know: a misspelt setting must not be dropped unseen.
-private func rejectUnknownKeys<Keys: CodingKey>(_ decoder: any Decoder, _: Keys.Type) throws {
-    let mapping = try decoder.container(keyedBy: AnyKey.self)
-    for key in mapping.allKeys where Keys(stringValue: key.stringValue) == nil {
-        throw DecodingError.dataCorrupted(
-            .init(codingPath: mapping.codingPath + [key], debugDescription: "unknown setting (misspelt, or not in this version)"))
-    }
-}
-
 /// The shape of config/spool.yaml.
 private struct ConfigFile: Decodable {
     struct Redis: Decodable {
         var url: String?
         var connectTimeout: Double?
         var commandTimeout: Double?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case url
             case connectTimeout = "connect_timeout"
             case commandTimeout = "command_timeout"
-        }
-
-        init(from decoder: any Decoder) throws {
-            try rejectUnknownKeys(decoder, CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            url = try c.decodeIfPresent(String.self, forKey: .url)
-            connectTimeout = try c.decodeIfPresent(Double.self, forKey: .connectTimeout)
-            commandTimeout = try c.decodeIfPresent(Double.self, forKey: .commandTimeout)
         }
     }
     var redis: Redis?
@@ -245,7 +220,7 @@ private struct ConfigFile: Decodable {
     var queues: [String: PolicyOverrides]?
     var exec: [String: String]?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case redis, prefix, defaults, queues, exec
         case payloadLimit = "payload_limit"
         case blockSeconds = "block_seconds"
@@ -255,22 +230,33 @@ private struct ConfigFile: Decodable {
         case callbackSecret = "callback_secret"
         case callbackTimeout = "callback_timeout"
     }
+}
 
-    init(from decoder: any Decoder) throws {
-        try rejectUnknownKeys(decoder, CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        redis = try c.decodeIfPresent(Redis.self, forKey: .redis)
-        prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
-        payloadLimit = try c.decodeIfPresent(Int.self, forKey: .payloadLimit)
-        blockSeconds = try c.decodeIfPresent(Double.self, forKey: .blockSeconds)
-        reapInterval = try c.decodeIfPresent(Double.self, forKey: .reapInterval)
-        promoteInterval = try c.decodeIfPresent(Double.self, forKey: .promoteInterval)
-        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel)
-        callbackSecret = try c.decodeIfPresent(String.self, forKey: .callbackSecret)
-        callbackTimeout = try c.decodeIfPresent(Double.self, forKey: .callbackTimeout)
-        defaults = try c.decodeIfPresent(PolicyOverrides.self, forKey: .defaults)
-        queues = try c.decodeIfPresent([String: PolicyOverrides].self, forKey: .queues)
-        exec = try c.decodeIfPresent([String: String].self, forKey: .exec)
+extension ConfigFile {
+    /// Throws for the first key of the file that no setting of its place
+    /// reads (the decoder would drop it): a misspelt setting must not leave
+    /// its default in force unseen.
+    static func checkKeys(_ text: String, source: String) throws(SpoolError) {
+        // Text the decoder accepted is YAML; a document that is not a mapping has no keys.
+        guard let root = try? Yams.compose(yaml: text) else { return }
+        let policy = Set(QueuePolicy.CodingKeys.allCases.map(\.rawValue))
+        func check(_ node: Node?, _ path: String, _ known: Set<String>) throws(SpoolError) {
+            for (key, value) in node?.mapping ?? [:] {
+                let name = key.string ?? "\(key)"
+                let here = path.isEmpty ? name : "\(path).\(name)"
+                guard known.contains(name) else {
+                    throw SpoolError(.configuration, "configuration", "\(source): \(here): unknown setting (misspelt, or not in this version)")
+                }
+                switch here {
+                case "redis": try check(value, here, Set(Redis.CodingKeys.allCases.map(\.rawValue)))
+                case "defaults": try check(value, here, policy)
+                case "queues":
+                    for (queue, settings) in value.mapping ?? [:] { try check(settings, "queues.\(queue.string ?? "")", policy) }
+                default: break
+                }
+            }
+        }
+        try check(root, "", Set(CodingKeys.allCases.map(\.rawValue)))
     }
 }
 
@@ -290,23 +276,6 @@ private struct PolicyOverrides: Decodable {
     var uniqueWindow: Double?
 
     typealias CodingKeys = QueuePolicy.CodingKeys
-
-    init(from decoder: any Decoder) throws {
-        try rejectUnknownKeys(decoder, CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        visibilityTimeout = try c.decodeIfPresent(Double.self, forKey: .visibilityTimeout)
-        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts)
-        jobTimeout = try c.decodeIfPresent(Double.self, forKey: .jobTimeout)
-        backoffBase = try c.decodeIfPresent(Double.self, forKey: .backoffBase)
-        backoffCap = try c.decodeIfPresent(Double.self, forKey: .backoffCap)
-        keepCompleted = try c.decodeIfPresent(Int.self, forKey: .keepCompleted)
-        keepCompletedSeconds = try c.decodeIfPresent(Double.self, forKey: .keepCompletedSeconds)
-        keepDead = try c.decodeIfPresent(Int.self, forKey: .keepDead)
-        keepDeadSeconds = try c.decodeIfPresent(Double.self, forKey: .keepDeadSeconds)
-        rateLimit = try c.decodeIfPresent(Int.self, forKey: .rateLimit)
-        rateInterval = try c.decodeIfPresent(Double.self, forKey: .rateInterval)
-        uniqueWindow = try c.decodeIfPresent(Double.self, forKey: .uniqueWindow)
-    }
 
     func applied(to base: QueuePolicy) -> QueuePolicy {
         var p = base
