@@ -419,14 +419,11 @@ struct ScriptTests {
     }
 }
 
-@Suite("Retention at zero")
-struct RetentionZeroTests {
+// MARK: Retention at zero
+
+extension ScriptTests {
     @Test func keepingNothingLeavesNoStrayRecord() throws {
-        let url = try SharedRedis.url
-        let conn = try RedisConnection(url: url)
-        let queue = uniqueQueue("keep0")
-        let keys = QueueKeys(prefix: "spool", queue: queue)
-        let now = 1_800_000_000_000
+        let now = t0
         for (i, outcome) in ["complete", "fail"].enumerated() {
             let id = JobID.make(queue: queue, nowMillis: now + i)
             _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(id, maxAttempts: 1))
@@ -443,14 +440,11 @@ struct RetentionZeroTests {
     }
 }
 
-@Suite("Retry by hand: priority, key and cancel request")
-struct RetryPriorityTests {
+// MARK: Retry by hand: priority, key and cancel request
+
+extension ScriptTests {
     @Test func aRetriedDeadJobReturnsAtItsPriorityAndOwnsItsKeyAgain() throws {
-        let url = try SharedRedis.url
-        let conn = try RedisConnection(url: url)
-        let queue = uniqueQueue("retry-prio")
-        let keys = QueueKeys(prefix: "spool", queue: queue)
-        let now = 1_800_000_000_000
+        let now = t0
         let id = JobID.make(queue: queue, nowMillis: now)
         let args = [String(now)] + enqueueJobArgs(id, maxAttempts: 1, options: ["priority", "5", "key", "k1", "key_ttl_ms", "60000"])
         #expect(try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: args) == .array([.string(id)]))
@@ -467,11 +461,7 @@ struct RetryPriorityTests {
     }
 
     @Test func aRetryByHandForgetsAnEarlierCancelRequest() throws {
-        let url = try SharedRedis.url
-        let conn = try RedisConnection(url: url)
-        let queue = uniqueQueue("retry-cancel")
-        let keys = QueueKeys(prefix: "spool", queue: queue)
-        let now = 1_800_000_000_000
+        let now = t0
         let id = JobID.make(queue: queue, nowMillis: now)
         _ = try conn.eval(Scripts.enqueue, keys: [keys.prefix], args: [String(now)] + enqueueJobArgs(id, maxAttempts: 1))
         _ = try conn.eval(Scripts.claim, keys: [keys.prefix], args: [String(now), "w", "T1", "60000"])
