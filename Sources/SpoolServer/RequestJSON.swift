@@ -17,16 +17,13 @@ struct RequestJSON: Sendable {
             if optional { return RequestJSON(fields: [:]) }
             throw APIError(.badRequest, "the request needs a JSON object body")
         }
-        // Strict RFC 8259 (no trailing commas), in one linear pass, before the
-        // decoder, whose time grows much faster than the depth of the nesting.
-        guard bytes.withUnsafeBufferPointer({ JSONValidator.isValid(bytes: $0, maxDepth: JSONValue.maxDepth) }) else {
-            throw APIError(.invalidJSON, "the body is not valid JSON (RFC 8259), or nests arrays and objects deeper than \(JSONValue.maxDepth)")
+        // Strict RFC 8259 (no trailing commas), numbers kept as written.
+        guard let value = bytes.withUnsafeBufferPointer({ JSONValue(bytes: $0) }) else {
+            throw APIError(
+                .invalidJSON,
+                "the body is not valid JSON (RFC 8259, UTF-8, no lone surrogate escapes), or nests arrays and objects deeper than \(JSONValue.maxDepth)")
         }
-        let data = Data(bytes)
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            throw APIError(.invalidJSON, "the body is not valid JSON")
-        }
-        guard case .object(let fields) = value else { throw APIError(.badRequest, "the body must be a JSON object, not \(value.typeName)") }
+        guard let fields = try value.fields() else { throw APIError(.badRequest, "the body must be a JSON object, not \(value.typeName)") }
         let json = RequestJSON(fields: fields)
         try json.only(allowed)
         return json
@@ -72,8 +69,8 @@ struct RequestJSON: Sendable {
     func int(_ name: String, in range: ClosedRange<Int64>) throws(APIError) -> Int? {
         switch fields[name] {
         case nil: return nil
-        case .int(let i)? where range.contains(i): return Int(i)
-        case .int(_)?, .double(_)?: throw APIError(.badRequest, "\"\(name)\" must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        case let number? where number.integer.map(range.contains) == true: return number.integer.map { Int($0) }
+        case .number?: throw APIError(.badRequest, "\"\(name)\" must be an integer from \(range.lowerBound) to \(range.upperBound)")
         case let other?: throw APIError(.badRequest, "\"\(name)\" must be an integer, not \(other.typeName)")
         }
     }
@@ -81,8 +78,8 @@ struct RequestJSON: Sendable {
     func number(_ name: String) throws(APIError) -> Double? {
         switch fields[name] {
         case nil: return nil
-        case .int(let i)?: return Double(i)
-        case .double(let d)?: return d
+        case let number? where number.double != nil: return number.double
+        case .number?: throw APIError(.badRequest, "\"\(name)\" must be a finite number")
         case let other?: throw APIError(.badRequest, "\"\(name)\" must be a number, not \(other.typeName)")
         }
     }

@@ -29,8 +29,8 @@ extension Routes {
         let now = client.clock.nowMillis()
         var jobs: [JobRequest] = []
         for (i, item) in items.enumerated() {
-            guard let fields = item.objectValue else { throw APIError(.badRequest, "jobs[\(i)] must be an object, not \(item.typeName)") }
-            do {
+            do throws(APIError) {
+                guard let fields = try item.fields() else { throw APIError(.badRequest, "must be an object, not \(item.typeName)") }
                 jobs.append(try EnqueueBody.request(RequestJSON(fields: fields), queue: queue, now: now))
             } catch {
                 throw APIError(error.code, "jobs[\(i)]: \(error.message)")

@@ -77,4 +77,48 @@ struct MutationTests {
         #expect(counts.dead == 0 && counts.cancelled == 2)
         await server.stop()
     }
+
+    /// A payload is stored and shown as it was sent: no number re-read as a
+    /// `Double`, members in their order, a repeated name kept. Only
+    /// whitespace and the spelling of escapes may change.
+    @Test func payloadsComeBackAsTheyWereSent() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let queue = uniqueQueue("http-exact")
+        let client = server.client
+        let sent = #"{ "z": 12345678901234567890, "f": 1.0, "e": 1E+2, "a": [0.10, -0, 1e400], "d": 1, "d": 2, "s": "\u00e9\ud83d\ude00\/\"\n" }"#
+        let compact = #"{"z":12345678901234567890,"f":1.0,"e":1E+2,"a":[0.10,-0,1e400],"d":1,"d":2,"s":"é😀/\"\n"}"#
+
+        let one = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "payload": "# + sent + "}")
+        let id = try #require(one.json["id"] as? String, "\(one.text)")
+        #expect(try await client.job(id).payload == compact, "what the worker gets")
+        let shown = try await server.get("/jobs/\(id)")
+        #expect(shown.text.contains(#""payload":"# + compact + ","), "\(shown.text)")
+
+        // A payload stored by another producer (the CLI keeps its text too).
+        let other = try await client.enqueue(JobRequest(queue: queue, type: "t", payload: "[1.50, 99999999999999999999, {\"b\": null, \"a\": true}]"))
+        let listed = try await server.get("/queues/\(queue)/jobs?state=waiting")
+        #expect(listed.text.contains(#""payload":[1.50,99999999999999999999,{"b":null,"a":true}]"#), "\(listed.text)")
+        #expect(try await server.get("/jobs/\(other)").text.contains(#""payload":[1.50,99999999999999999999,"#))
+
+        // A field given twice, at the top or in a batch item, is ambiguous; a
+        // lone surrogate or bytes that are not UTF-8 are not JSON text.
+        let twice = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "type": "u"}"#)
+        #expect(twice.status == 400 && twice.errorMessage == #""type" is given twice"#, "\(twice.text)")
+        let batch = try await server.post("/queues/\(queue)/jobs/batch", #"{"jobs": [{"type": "t"}, {"type": "t", "delay": 1, "delay": 2}]}"#)
+        #expect(batch.status == 400 && batch.errorMessage == #"jobs[1]: "delay" is given twice"#, "\(batch.text)")
+        let surrogate = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "payload": "\ud800"}"#)
+        #expect(surrogate.status == 400 && surrogate.errorCode == "invalid_json", "\(surrogate.text)")
+        let latin1 = try await HTTPTestClient.request(
+            port: server.port, "POST", "/queues/\(queue)/jobs", body: Array(#"{"type": "t", "payload": "caf"#.utf8) + [0xE9, 0x22, 0x7D])
+        #expect(latin1.status == 400 && latin1.errorCode == "invalid_json", "\(latin1.text)")
+        // Numbers read as settings must still be numbers in range.
+        let huge = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "timeout": 1e400}"#)
+        #expect(huge.status == 400 && huge.errorMessage == #""timeout" must be a finite number"#, "\(huge.text)")
+        let whole = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "max_attempts": 3.0, "priority": -2e1}"#)
+        #expect(whole.status == 201, "\(whole.text)")
+        let fraction = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "max_attempts": 2.5}"#)
+        #expect(fraction.status == 400 && fraction.errorMessage?.contains("integer") == true, "\(fraction.text)")
+        #expect(try await client.counts(queue).waiting == 3)
+    }
 }

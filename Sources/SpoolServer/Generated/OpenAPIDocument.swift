@@ -1477,7 +1477,7 @@ enum OpenAPIDocument {
             "description": "The handler name."
           },
           "payload": {
-            "description": "Any JSON value (default null), at most payload_limit bytes (512 KiB by default) when written compactly."
+            "description": "Any JSON value (default null), at most payload_limit bytes (512 KiB by default) when written compactly. Stored as sent: numbers keep their digits, objects their member order."
           },
           "max_attempts": {
             "type": "integer",
