@@ -8,6 +8,10 @@
 --   P:{Q}:completed / dead / cancelled zset for those states
 --   P:{Q}:job:<id>                    hash  deleted
 --   P:{Q}:unique:<key>                string deleted when it names a purged job
+--   P:{Q}:watched                     zset  read: a purged job a reader follows
+--                                     gets a `purged` event on its own channel
+--                                     P:{Q}:events:<id> (not the queue's), so
+--                                     the reader stops at once
 -- ARGV[1] -> state: waiting, delayed, failed, completed, dead or cancelled
 -- ARGV[2] -> at most this many per call (the caller calls again while the
 --            return equals it)
@@ -45,9 +49,15 @@ elseif sets[state] then
 else
   return -8
 end
+local watched = redis.call('EXISTS', prefix .. 'watched') == 1
 for _, id in ipairs(ids) do
-  local key = redis.call('HGET', prefix .. 'job:' .. id, 'key')
-  if key and redis.call('GET', prefix .. 'unique:' .. key) == id then redis.call('DEL', prefix .. 'unique:' .. key) end
-  redis.call('DEL', prefix .. 'job:' .. id)
+  local jobKey = prefix .. 'job:' .. id
+  local job = redis.call('HMGET', jobKey, 'key', 'seq')
+  if job[1] and redis.call('GET', prefix .. 'unique:' .. job[1]) == id then redis.call('DEL', prefix .. 'unique:' .. job[1]) end
+  redis.call('DEL', jobKey)
+  if watched and redis.call('ZSCORE', prefix .. 'watched', id) then
+    redis.call('PUBLISH', prefix .. 'events:' .. id, cjson.encode({ event = 'purged', id = id,
+      queue = string.match(id, '^(.*)%.'), seq = (tonumber(job[2]) or 0) + 1 }))
+  end
 end
 return #ids

@@ -9,6 +9,12 @@ extension SpoolClient {
         guard code == 1 else { throw SpoolError.script(code: code, "watch", queue: queue, job: id) }
     }
 
+    func recordExists(job id: String, queue: String) async throws(SpoolError) -> Bool {
+        do { return try await redis.command(["EXISTS", keys(queue).job(id)]).int == 1 } catch {
+            throw SpoolError.from(error, "watch", queue: queue, job: id)
+        }
+    }
+
     /// A job's events: first a `snapshot` of its current record, then every
     /// later event in order, ending after the terminal one (completed, dead,
     /// cancelled). It subscribes, then lists the job as followed (scripts
@@ -22,8 +28,10 @@ extension SpoolClient {
     /// third of it while the stream runs; one left behind by a reader that
     /// died lapses after it.
     ///
-    /// Throws `jobNotFound` for an unknown id and `unavailable` when Redis
-    /// cannot be reached at the start.
+    /// Throws `jobNotFound` for an unknown id, and later when the job is
+    /// purged (a `purged` event) or its record disappears otherwise (seen at
+    /// the next renewal); `unavailable` when Redis cannot be reached at the
+    /// start.
     public func events(job id: String, followFor: Duration = .seconds(60)) -> AsyncThrowingStream<JobEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<JobEvent, any Error>.makeStream()
         let followMillis = min(3_600_000, max(1, Int(followFor / .milliseconds(1))))
@@ -47,17 +55,33 @@ extension SpoolClient {
                     }
                 }
             case .message(_, let payload):
-                for event in JobEvent.decodeAll(payload) { feed.live(event) }
+                for event in JobEvent.decodeAll(payload) {
+                    if event.event == "purged" {
+                        feed.fail(SpoolError(.jobNotFound, "watch", queue: queue, job: id, "the job was purged"))
+                    } else {
+                        feed.live(event)
+                    }
+                }
             case .disconnected(let error):
                 feed.disconnected(SpoolError.from(error, "watch", queue: queue, job: id))
             }
         }
         // Renewed while the stream runs; a failed renewal is left to the next
-        // one, or to the resubscription that follows a lost connection.
+        // one, or to the resubscription that follows a lost connection. A
+        // record gone (deleted by hand, expired) ends the stream: no event
+        // would ever come.
         let renewal = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(max(1, followMillis / 3)))
                 if Task.isCancelled { break }
+                if (try? await reader.recordExists(job: id, queue: queue)) == false {
+                    // A script that ends a job may delete its record (retention
+                    // 0) in the call that publishes the terminal event: let that
+                    // event arrive first.
+                    try? await Task.sleep(for: .milliseconds(500))
+                    feed.fail(SpoolError(.jobNotFound, "watch", queue: queue, job: id, "the job no longer exists"))
+                    break
+                }
                 try? await reader.follow(job: id, queue: queue, millis: followMillis)
             }
         }

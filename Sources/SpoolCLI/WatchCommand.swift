@@ -18,7 +18,8 @@ struct WatchCommand: AsyncParsableCommand {
             --json prints each event as one JSON object per line.
 
             Exit status: 0 completed, 1 dead (the last error is printed on \
-            stderr), 2 cancelled; 66 unknown job, 69 Redis unreachable.
+            stderr), 2 cancelled; 66 unknown job (or one purged while \
+            watched), 69 Redis unreachable.
 
             Examples:
               spool watch reports.1hwx2pk2xkt7qmttw
@@ -73,15 +74,21 @@ struct Watcher {
         var last: JobEvent?
         var percent = 0.0
         var message = ""
-        for try await event in client.events(job: id) {
-            last = event
-            if let p = event.percent { percent = p }
-            if event.event == "progress" || event.event == "snapshot" { message = event.message ?? message }
-            switch style {
-            case .json: write(Self.jsonLine(event))
-            case .lines: write(Self.line(event) + "\n")
-            case .bar: write("\r\u{1B}[2K" + Self.bar(event, percent: percent, message: message))
+        do {
+            for try await event in client.events(job: id) {
+                last = event
+                if let p = event.percent { percent = p }
+                if event.event == "progress" || event.event == "snapshot" { message = event.message ?? message }
+                switch style {
+                case .json: write(Self.jsonLine(event))
+                case .lines: write(Self.line(event) + "\n")
+                case .bar: write("\r\u{1B}[2K" + Self.bar(event, percent: percent, message: message))
+                }
             }
+        } catch {
+            // The error goes on a line of its own, not after the bar.
+            if style == .bar, last != nil { write("\n") }
+            throw error
         }
         if style == .bar { write("\n") }
         guard let last, let state = last.state else {

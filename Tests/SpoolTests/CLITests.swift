@@ -187,6 +187,20 @@ struct CLITests {
         #expect(result.stderr == "spool: job \(id) was cancelled: not needed\n")
         expectError(try await spool("cancel", id), status: 65, "already finished")
     }
+
+    @Test func watchingAJobThatIsPurgedExits66() async throws {
+        let queue = uniqueQueue("watch")
+        let id = try await spool("enqueue", queue, "later", "--delay", "60").stdout.trimmingCharacters(in: .newlines)
+        let env = environment
+        // timeout(1) turns a hang into exit 124.
+        let spoolPath = try SpoolBinary.path
+        let watching = Task { try await runSpool(["10", spoolPath, "watch", id], environment: env, binaryOverride: "/usr/bin/timeout") }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await spool("purge", queue, "--state", "delayed").status == 0)
+        let result = try await watching.value
+        #expect(result.status == 66)
+        #expect(result.stderr.hasSuffix("the job was purged\n") && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
 }
 
 /// `spool bench`: the JSON shape scripts read, and the one-line usage error.

@@ -198,6 +198,38 @@ struct EventTests {
         await #expect(throws: SpoolError.self) { _ = try await collect(client.events(job: "\(uniqueQueue()).0000deadbeef"), timeout: 10) }
     }
 
+    /// A purged job publishes `purged` on its own channel: the stream ends at
+    /// once instead of waiting forever for an event no script will send.
+    @Test func aPurgedJobEndsItsStreamAtOnce() async throws {
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let queue = uniqueQueue("purged")
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "t", runAt: client.clock.nowMillis() + 60_000))
+        do {
+            _ = try await collect(client.events(job: id), timeout: 5) { _ = try await client.purge(queue, state: .delayed) }
+            Issue.record("expected the stream to end with an error")
+        } catch let error as SpoolError {
+            #expect(error.code == .jobNotFound && error.message == "the job was purged", "\(error)")
+        }
+    }
+
+    /// A record deleted some other way (by hand, or expired) publishes
+    /// nothing: the renewal, every third of the listing, notices it.
+    @Test func aJobWhoseRecordVanishesEndsItsStream() async throws {
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let queue = uniqueQueue("vanished")
+        let id = try await client.enqueue(JobRequest(queue: queue, type: "t", runAt: client.clock.nowMillis() + 60_000))
+        let key = QueueKeys(prefix: "spool", queue: queue).job(id)
+        let url = url
+        do {
+            _ = try await collect(client.events(job: id, followFor: .milliseconds(300)), timeout: 5) {
+                _ = try RedisConnection(url: url).command(["DEL", key])
+            }
+            Issue.record("expected the stream to end with an error")
+        } catch let error as SpoolError {
+            #expect(error.code == .jobNotFound && error.message == "the job no longer exists", "\(error)")
+        }
+    }
+
     @Test func redisDownAtTheStartIsUnavailable() async throws {
         var config = testConfiguration(url: url)
         config.redisURL = RedisURL(address: .tcp(host: "127.0.0.1", port: TestRedis.closedPort))
