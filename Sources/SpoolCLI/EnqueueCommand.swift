@@ -46,7 +46,10 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Run the job at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).", valueName: "time"))
     var at: String?
 
-    @Option(help: ArgumentHelp("high, normal, low, or -100…100; higher runs first (default: normal = 0).", valueName: "priority"))
+    // Unconditional: `--priority -10` is a value, not an unknown option.
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("high, normal, low, or -100…100; higher runs first (default: normal = 0).", valueName: "priority"))
     var priority: String?
 
     @Option(help: ArgumentHelp(

@@ -85,6 +85,32 @@ struct CLITests {
         #expect(try await client.counts(queue) == QueueCounts(queue: queue))
     }
 
+    /// argument-parser's own errors follow the same rule as Spool's: one line
+    /// on stderr, exit 64, and where to read more.
+    @Test func usageErrorsAreOneLineToo() async throws {
+        expectError(try await spool("enqueue"), status: 64, "spool: missing expected argument '<queue>' (see 'spool enqueue --help')")
+        expectError(try await spool("status", "--bogus"), status: 64, "unknown option '--bogus' (see 'spool status --help')")
+        expectError(try await spool("cron", "add", "n"), status: 64, "(see 'spool cron add --help')")
+        expectError(try await spool("nosuch"), status: 64, "unexpected argument 'nosuch' (see 'spool --help')")
+        expectError(try await spool("enqueue", "q", "t", "--max-attempts", "x"), status: 64, "'x' is invalid for '--max-attempts <n>'")
+        expectError(try await spool("enqueue", "q", "t", "1", "--payload", "2"), status: 64, "not both (see")
+        let bare = try await spool()
+        #expect(bare.status == 64 && bare.stdout.isEmpty && bare.stderr.contains("USAGE: spool <subcommand>"), "\(bare.stderr)")
+        // A payload argument that is not UTF-8 would otherwise be stored with
+        // U+FFFD in place of its bad byte.
+        let queue = uniqueQueue("cli-utf8")
+        let latin1 = try await runSpool(
+            ["-c", #"exec "$0" enqueue "$1" t "$(printf '\351')""#, try SpoolBinary.path, queue], environment: environment,
+            binaryOverride: "/bin/sh")
+        expectError(latin1, status: 64, "argument 4 is not valid UTF-8")
+        let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
+        #expect(try await client.counts(queue).waiting == 0)
+        // A negative priority needs no `=`.
+        let low = try await spool("enqueue", queue, "t", "--priority", "-10")
+        #expect(low.status == 0, "\(low.stderr)")
+        #expect(try await client.job(low.stdout.trimmingCharacters(in: .newlines)).priority == -10)
+    }
+
     @Test func passwordsNeverAppearInErrors() async throws {
         let closed = "redis://app:sup3rsecret@127.0.0.1:\(TestRedis.closedPort)/0"
         let r = try await spool("status", "--redis", closed)
