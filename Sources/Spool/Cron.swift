@@ -47,8 +47,10 @@ extension SpoolClient {
         guard Names.isValid(entry.name) else {
             throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "cron name \"\(entry.name)\" must match [A-Za-z0-9._-]{1,64}")
         }
-        try JobRequest(queue: entry.queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts).validate(
-            payloadLimit: configuration.payloadLimit)
+        do {
+            try JobRequest(queue: entry.queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts).validate(
+                payloadLimit: configuration.payloadLimit)
+        } catch { throw error.during("cron add") }
         let schedule: CronSchedule
         do { schedule = try CronSchedule(parsing: entry.schedule) } catch {
             throw SpoolError(.invalidInput, "cron add", queue: entry.queue, error.message)

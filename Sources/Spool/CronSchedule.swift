@@ -209,14 +209,16 @@ extension CronSchedule {
         default: throw CronScheduleError("interval unit \"\(unit)\" is not one of s, m, h, d: \(source)")
         }
         guard let count = Int(digits) else {
-            throw CronScheduleError("interval is too long: \(source)")
+            throw CronScheduleError("interval must be at most 366 days: \(source)")
         }
         guard count > 0 else {
             throw CronScheduleError("interval must be a positive number of seconds: \(source)")
         }
+        // A year at most: longer ones put the next run past what a time
+        // prints or a listing sorts sanely (and no one means them).
         let (seconds, overflow) = count.multipliedReportingOverflow(by: multiplier)
-        guard !overflow, seconds <= Int.max / 1000 else {
-            throw CronScheduleError("interval is too long: \(source)")
+        guard !overflow, seconds <= 366 * 86400 else {
+            throw CronScheduleError("interval must be at most 366 days: \(source)")
         }
         return (seconds, "every \(count)\(unit.isEmpty ? "s" : unit)")
     }

@@ -54,20 +54,28 @@ public struct JobRequest: Sendable, Equatable {
             throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is not valid JSON\(reason)")
         }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw bad("max attempts must be between 1 and 1000") }
-        if let timeout, !(timeout > 0 && timeout <= 7 * 86400) { throw bad("timeout must be between 0 and 604800 seconds") }
+        // Stored in whole ms, where 0 would mean "the queue's default".
+        if let timeout, !(timeout >= 0.001 && timeout <= 7 * 86400) { throw bad("timeout must be from 0.001 to 604800 seconds") }
         if let backoffBase, backoffBase < 0 { throw bad("backoff base must not be negative") }
         if let backoffCap, backoffCap < (backoffBase ?? 0) { throw bad("backoff cap must not be below the base") }
         guard (-100...100).contains(priority) else { throw bad("priority must be between -100 and 100") }
         if let key = idempotencyKey, !(1...200).contains(key.utf8.count) || key.contains(where: { $0.isWhitespace || $0.isNewline }) {
             throw bad("idempotency key must be 1 to 200 characters without spaces")
         }
-        if let callback {
-            let lower = callback.lowercased()
-            guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), callback.utf8.count <= 2048, !callback.contains(where: \.isWhitespace)
-            else {
-                throw bad("callback must be an http:// or https:// URL")
-            }
+        if let callback, !Self.isCallbackURL(callback) {
+            throw bad("callback must be an http:// or https:// URL with a host, of at most 2048 visible ASCII characters")
         }
+    }
+
+    /// `http://` or `https://`, a host (what comes before the first `/`, `?`
+    /// or `#` is not empty), at most 2048 bytes from `!` to `~`.
+    static func isCallbackURL(_ url: String) -> Bool {
+        guard url.utf8.count <= 2048, url.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else { return false }
+        let lower = url.lowercased()
+        let scheme = lower.hasPrefix("https://") ? 8 : lower.hasPrefix("http://") ? 7 : nil
+        guard let scheme else { return false }
+        let authority = url.utf8.dropFirst(scheme).prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        return !authority.isEmpty
     }
 }
 

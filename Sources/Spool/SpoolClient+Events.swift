@@ -50,6 +50,8 @@ extension SpoolClient {
                     do {
                         try await reader.follow(job: id, queue: queue, millis: followMillis)
                         feed.snapshot(try await reader.job(id), generation: generation)
+                    } catch let error as SpoolError {
+                        feed.fail(error.during("watch"))
                     } catch {
                         feed.fail(error)
                     }

@@ -38,6 +38,12 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// The same error told as part of `operation`: a check shared by two
+    /// commands names the one that ran.
+    func during(_ operation: String) -> SpoolError {
+        SpoolError(code, operation, queue: queue, job: job, message)
+    }
+
     public var description: String {
         var context = operation
         if let job { context += " job \(job)" } else if let queue { context += " on queue \(queue)" }

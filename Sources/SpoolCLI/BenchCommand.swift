@@ -143,7 +143,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// The scenarios named by `--scenario`, in the canonical order; all when none.
     private func selectedScenarios() throws(CLIError) -> [BenchScenario] {
-        let names = scenarios.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        let names = scenarios.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
         if names.isEmpty { return BenchScenario.allCases }
         var chosen: Set<BenchScenario> = []
         for name in names {

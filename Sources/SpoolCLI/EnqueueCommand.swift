@@ -112,7 +112,29 @@ struct EnqueueCommand: AsyncParsableCommand {
     static func parseTime(_ text: String) -> Date? {
         let plain = Date.ISO8601FormatStyle()
         let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        return (try? fractional.parse(text)) ?? (try? plain.parse(text))
+        guard let date = (try? fractional.parse(text)) ?? (try? plain.parse(text)), fieldsInRange(text) else { return nil }
+        return date
+    }
+
+    /// Whether `YYYY-MM-DDTHH:MM:SS…` names a real day and time: the parser
+    /// rolls February 31 over into March and 25:00 into the next day.
+    static func fieldsInRange(_ text: String) -> Bool {
+        let digits = Array(text.utf8.prefix(19))
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= digits.count else { return nil }
+            var n = 0
+            for b in digits[range] {
+                guard b &- 0x30 < 10 else { return nil }
+                n = n * 10 + Int(b - 0x30)
+            }
+            return n
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month)
+        else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        return (1...days).contains(day) && hour < 24 && minute < 60 && second < 60
     }
 
     /// The payload text for `JSON`, `@FILE` or `-` (stdin).

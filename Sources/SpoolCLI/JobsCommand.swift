@@ -8,8 +8,9 @@ struct JobsCommand: AsyncParsableCommand {
         commandName: "jobs",
         abstract: "List a queue's jobs in one state.",
         discussion: """
-            Order: waiting and active oldest first, delayed and failed (retry \
-            scheduled) soonest due first, completed, dead and cancelled most \
+            Order: waiting in the order workers will take them (higher \
+            priority first, then oldest), active soonest lease deadline first, \
+            delayed and failed (retry scheduled) soonest due first, completed, dead and cancelled most \
             recently finished first. The text form shows id, type, attempts, age \
             and the last error; --json prints an array of job records.
 

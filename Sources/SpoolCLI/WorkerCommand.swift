@@ -151,11 +151,14 @@ struct WorkerCommand: AsyncParsableCommand {
 
     /// A supervisor that runs this same command, minus --processes, N times.
     private func makeSupervisor(_ spec: String, options: WorkerOptions, configuration: SpoolConfiguration) throws(CLIError) -> Supervisor {
-        let bounds = spec.split(separator: ".", omittingEmptySubsequences: true).map { Int($0) }
+        // "N" or "MIN..MAX" exactly: not "1...3", "1.3" or "..3".
+        let bounds = spec.split(separator: "..", omittingEmptySubsequences: false).map { part in
+            part.allSatisfy { $0.isASCII && $0.isNumber } ? Int(part) : nil
+        }
         let range: (Int, Int)
-        if bounds.count == 1, let n = bounds[0], spec.allSatisfy(\.isNumber) {
+        if bounds.count == 1, let n = bounds[0] {
             range = (n, n)
-        } else if bounds.count == 2, spec.contains(".."), let low = bounds[0], let high = bounds[1] {
+        } else if bounds.count == 2, let low = bounds[0], let high = bounds[1] {
             range = (low, high)
         } else {
             throw .usage("--processes \"\(spec)\" must be N or MIN..MAX")

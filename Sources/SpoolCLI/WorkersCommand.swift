@@ -8,8 +8,8 @@ struct WorkersCommand: AsyncParsableCommand {
         commandName: "workers",
         abstract: "List live worker processes: host, pid, queues, running jobs, counts, last heartbeat.",
         discussion: """
-            Every worker process registers itself and refreshes its entry about \
-            once a second; an entry expires 10 s after its worker stops \
+            Every worker process registers itself and refreshes its entry \
+            every 3 s; an entry expires 10 s after its worker stops \
             heartbeating (killed, hung or cut off), and a worker that stops \
             cleanly removes its own.
 

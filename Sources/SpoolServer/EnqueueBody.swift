@@ -25,13 +25,8 @@ enum EnqueueBody {
         if let key = request.idempotencyKey, !(1...200).contains(key.utf8.count) || !key.utf8.allSatisfy(Self.isVisibleASCII) {
             throw APIError(.badRequest, "\"idempotency_key\" must be 1 to 200 visible ASCII characters (no spaces)")
         }
+        // Its form is checked by JobRequest.validate, as for every producer.
         request.callback = try json.string("callback")
-        if let url = request.callback {
-            let rest = url.lowercased().hasPrefix("https://") ? url.dropFirst(8) : url.lowercased().hasPrefix("http://") ? url.dropFirst(7) : nil
-            guard let rest, (1...2040).contains(rest.utf8.count), rest.utf8.allSatisfy(Self.isVisibleASCII) else {
-                throw APIError(.badRequest, "\"callback\" must be an http:// or https:// URL of visible ASCII characters")
-            }
-        }
         let delay = try json.number("delay")
         let runAt = try json.int("run_at", in: 0...Int64(Int32.max) * 1000)
         switch (delay, runAt) {

@@ -31,9 +31,12 @@ extension Routes {
         for (i, item) in items.enumerated() {
             do throws(APIError) {
                 guard let fields = try item.fields() else { throw APIError(.badRequest, "must be an object, not \(item.typeName)") }
-                jobs.append(try EnqueueBody.request(RequestJSON(fields: fields), queue: queue, now: now))
+                let job = try EnqueueBody.request(RequestJSON(fields: fields), queue: queue, now: now)
+                // Checked here too (enqueue checks again) so the error says which job.
+                do throws(SpoolError) { try job.validate(payloadLimit: client.configuration.payloadLimit) } catch { throw APIError(error) }
+                jobs.append(job)
             } catch {
-                throw APIError(error.code, "jobs[\(i)]: \(error.message)")
+                throw APIError(error.code, "jobs[\(i)]: \(error.message)", headers: error.headers)
             }
         }
         let ids = try await client.enqueue(jobs)

@@ -119,6 +119,11 @@ struct MutationTests {
         #expect(whole.status == 201, "\(whole.text)")
         let fraction = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "max_attempts": 2.5}"#)
         #expect(fraction.status == 400 && fraction.errorMessage?.contains("integer") == true, "\(fraction.text)")
+        // JobRequest's checks hold over HTTP too, and a batch says which job broke them.
+        let noHost = try await server.post("/queues/\(queue)/jobs", #"{"type": "t", "callback": "http://"}"#)
+        #expect(noHost.status == 400 && noHost.errorMessage?.contains("URL with a host") == true, "\(noHost.text)")
+        let tiny = try await server.post("/queues/\(queue)/jobs/batch", #"{"jobs": [{"type": "t"}, {"type": "t", "timeout": 0.0001}]}"#)
+        #expect(tiny.status == 400 && tiny.errorMessage?.hasPrefix("jobs[1]: ") == true && tiny.errorMessage?.contains("0.001") == true, "\(tiny.text)")
         #expect(try await client.counts(queue).waiting == 3)
     }
 }

@@ -80,6 +80,20 @@ struct CLITests {
         expectError(try await spool("worker", "--queue", queue, "--redis", closed), status: 69, "Redis")
         expectError(try await spool("status", "--redis", "http://nope"), status: 64, "scheme must be redis or unix")
         expectError(try await spool("status", "--config", "/nonexistent/spool.yaml"), status: 78, "/nonexistent/spool.yaml")
+        // Values that used to slip through: a timeout that rounds to 0 ms (the
+        // queue's default), a callback without a host, a day that rolls over,
+        // an empty scenario (all of them), a range with three dots.
+        expectError(try await spool("enqueue", queue, "t", "--timeout", "0.0001"), status: 64, "timeout must be from 0.001 to 604800 seconds")
+        expectError(try await spool("enqueue", queue, "t", "--callback", "http://"), status: 64, "URL with a host")
+        expectError(try await spool("enqueue", queue, "t", "--callback", "https:///hook"), status: 64, "URL with a host")
+        for day in ["2030-02-29T00:00:00Z", "2030-04-31T00:00:00Z", "2030-01-01T24:00:00Z", "2030-01-01T10:60:00+02:00"] {
+            expectError(try await spool("enqueue", queue, "t", "--at", day), status: 64, "is not an RFC 3339 time")
+        }
+        expectError(try await spool("bench", "--scenario", ""), status: 64, #"--scenario "" is not one of"#)
+        expectError(try await spool("bench", "--scenario", "latency,,memory"), status: 64, #"--scenario "" is not one of"#)
+        expectError(try await spool("worker", "--queue", queue, "--processes", "1...3"), status: 64, "must be N or MIN..MAX")
+        expectError(try await spool("watch", "\(queue).00000000deadbeef"), status: 66, "watch job \(queue).00000000deadbeef: no such job")
+        expectError(try await spool("cron", "add", "n", queue, "bad/type", "every 5s"), status: 64, "cron add on queue \(queue): job type")
         // Nothing was stored by any of the rejected enqueues.
         let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
         #expect(try await client.counts(queue) == QueueCounts(queue: queue))
@@ -105,6 +119,9 @@ struct CLITests {
         expectError(latin1, status: 64, "argument 4 is not valid UTF-8")
         let client = SpoolClient(configuration: testConfiguration(url: try SharedRedis.url))
         #expect(try await client.counts(queue).waiting == 0)
+        // A leap day is a day.
+        let leap = try await spool("enqueue", queue, "t", "--at", "2032-02-29T12:00:00Z")
+        #expect(leap.status == 0, "\(leap.stderr)")
         // A negative priority needs no `=`.
         let low = try await spool("enqueue", queue, "t", "--priority", "-10")
         #expect(low.status == 0, "\(low.stderr)")

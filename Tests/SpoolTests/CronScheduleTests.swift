@@ -15,6 +15,7 @@ struct CronScheduleTests {
         #expect(try CronSchedule(parsing: "@Every 2h").description == "every 2h")
         #expect(try CronSchedule(parsing: "every 10").description == "every 10s")
         #expect(try CronSchedule(parsing: "every 1d").description == "every 1d")
+        #expect(try CronSchedule(parsing: "every 366d").description == "every 366d", "a year at most, a leap one included")
         #expect(try CronSchedule(parsing: "every 30 s").description == "every 30s")
         #expect(try CronSchedule(parsing: "every 30s") == CronSchedule(parsing: "@every 30S"))
         #expect(try CronSchedule(parsing: "every 30s") != CronSchedule(parsing: "every 31s"))
@@ -165,8 +166,10 @@ struct CronScheduleTests {
         ("every 1.5m", "interval must be a positive number of seconds: every 1.5m"),
         ("every 5x", "interval unit \"x\" is not one of s, m, h, d: every 5x"),
         ("every 5min", "interval unit \"min\" is not one of s, m, h, d: every 5min"),
-        ("every 99999999999999999999s", "interval is too long: every 99999999999999999999s"),
-        ("every 9999999999999999h", "interval is too long: every 9999999999999999h"),
+        ("every 99999999999999999999s", "interval must be at most 366 days: every 99999999999999999999s"),
+        ("every 9999999999999999h", "interval must be at most 366 days: every 9999999999999999h"),
+        ("every 367d", "interval must be at most 366 days: every 367d"),
+        ("every 31622401s", "interval must be at most 366 days: every 31622401s"),
         ("@daily 5", "macro \"@daily\" takes no fields, got \"@daily 5\""),
         (
             "@fortnightly",

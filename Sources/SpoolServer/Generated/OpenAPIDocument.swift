@@ -1487,7 +1487,7 @@ enum OpenAPIDocument {
           },
           "timeout": {
             "type": "number",
-            "exclusiveMinimum": 0,
+            "minimum": 0.001,
             "maximum": 604800,
             "description": "Seconds an attempt may run. Default: the queue's job_timeout."
           },
@@ -1516,8 +1516,8 @@ enum OpenAPIDocument {
           },
           "callback": {
             "type": "string",
-            "pattern": "^[hH][tT][tT][pP][sS]?://[!-~]{1,2040}$",
-            "description": "An http(s) URL that receives the job's final state as a POST."
+            "pattern": "^[hH][tT][tT][pP][sS]?://[!\"$-.0->@-~][!-~]{0,2039}$",
+            "description": "An http:// or https:// URL with a host, at most 2048 visible ASCII characters, that receives the job's final state as a POST."
           }
         }
       },
