@@ -60,7 +60,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 private func fail(_ error: CLIError) -> ExitCode {
-    printError("spool: " + error.message.replacingOccurrences(of: "\n", with: " "))
+    printError("spool: " + Output.terminalSafe(error.message.replacingOccurrences(of: "\n", with: " ")))
     return ExitCode(error.status.rawValue)
 }
 

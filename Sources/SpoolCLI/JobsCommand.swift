@@ -51,7 +51,8 @@ struct JobsCommand: AsyncParsableCommand {
                     [
                         job.id, job.state.rawValue, job.type, "\(job.attempts)/\(job.maxAttempts)",
                         Output.age(since: job.createdAt, now: now),
-                        job.errors.last.map { Output.oneLine($0.error, limit: 80) } ?? "",
+                        // last_error: the latest attempt's error, or a cancel's reason.
+                        Output.oneLine(job.lastError ?? job.errors.last?.error ?? "", limit: 80),
                     ]
                 }
                 Output.printTable(["ID", "STATE", "TYPE", "ATTEMPTS", "AGE", "LAST ERROR"], rows, numeric: [3, 4])

@@ -39,7 +39,19 @@ enum Output {
     /// `text` on one line, cut to `limit` characters.
     static func oneLine(_ text: String, limit: Int) -> String {
         let flat = text.split(whereSeparator: \.isNewline).joined(separator: " ")
-        return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
+        return terminalSafe(flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…")
+    }
+
+    /// `text` with every control character (ESC and the rest of C0 and C1,
+    /// DEL) shown as U+FFFD: a handler's message must not move the cursor,
+    /// clear the screen or retitle the terminal of whoever watches it.
+    static func terminalSafe(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var safe = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            safe.append(scalar == "\t" ? " " : scalar.properties.generalCategory == .control ? "\u{FFFD}" : scalar)
+        }
+        return String(safe)
     }
 
     /// Prints rows under a header, columns padded; `numeric` columns align right.

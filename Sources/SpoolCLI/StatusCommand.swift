@@ -67,11 +67,25 @@ struct StatusCommand: AsyncParsableCommand {
         if let worker = job.worker { lines.append(("worker", worker)) }
         if job.progress != nil || job.progressMessage != nil {
             var text = job.progress.map { String(format: "%g%%", $0) } ?? ""
-            if let message = job.progressMessage, !message.isEmpty { text += (text.isEmpty ? "" : " ") + message }
+            if let message = job.progressMessage, !message.isEmpty { text += (text.isEmpty ? "" : " ") + Output.oneLine(message, limit: 200) }
             lines.append(("progress", text))
         }
         if let key = job.idempotencyKey { lines.append(("key", key)) }
-        if let callback = job.callback { lines.append(("callback", callback)) }
+        if let callback = job.callback {
+            var text = Output.oneLine(callback, limit: 2048)
+            switch job.callbackStatus {
+            case "delivered"?: text += " (delivered)"
+            case let status?: text += " (\(status): " + Output.oneLine(job.callbackError ?? "no error recorded", limit: 200) + ")"
+            // Only completed and dead jobs have their end reported.
+            case nil: if job.state == .completed || job.state == .dead { text += " (not delivered yet)" }
+            }
+            lines.append(("callback", text))
+        }
+        // A cancel's reason, or an error that is no attempt's (a job that
+        // stalled without a claim): last_error alone says it.
+        if let lastError = job.lastError, !lastError.isEmpty, lastError != job.errors.last?.error {
+            lines.append((job.state == .cancelled ? "reason" : "last error", Output.oneLine(lastError, limit: 2000)))
+        }
         lines.append(("payload", Output.oneLine(job.payload, limit: 200)))
         if let result = job.result { lines.append(("result", Output.oneLine(result, limit: 2000))) }
         let width = (lines.map(\.0.count) + ["errors".count]).max()! + 2

@@ -98,10 +98,10 @@ struct Watcher {
         switch state {
         case .completed: return .completed
         case .dead:
-            printError("spool: job \(id) is dead: \(error)")
+            printError("spool: job \(id) is dead: \(Output.oneLine(error, limit: 2000))")
             return .dead(error)
         case .cancelled:
-            printError("spool: job \(id) was cancelled" + (last.error.map { ": \($0)" } ?? ""))
+            printError("spool: job \(id) was cancelled" + (last.error.map { ": " + Output.oneLine($0, limit: 2000) } ?? ""))
             return .cancelled(error)
         default:
             throw CLIError(.software, "watch: the event stream ended in state \(state.rawValue)")

@@ -231,6 +231,22 @@ struct CLITests {
         expectError(try await spool("cancel", id), status: 65, "already finished")
     }
 
+    /// The text form shows what the record says about how the job ended,
+    /// and nothing a handler or a canceller wrote can drive the terminal.
+    @Test func statusShowsACancelsReasonAndPrintsNoEscapeSequences() async throws {
+        let queue = uniqueQueue("cli-status")
+        let id = try await spool("enqueue", queue, "t", "--callback", "http://127.0.0.1:9/hook").stdout.trimmingCharacters(in: .newlines)
+        #expect(try await spool("cancel", id, "--reason", "not \u{1B}]0;pwned\u{07}needed\u{1B}[2J").status == 0)
+        let status = try await spool("status", id)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("reason:   not \u{FFFD}]0;pwned\u{FFFD}needed\u{FFFD}[2J\n"), "\(status.stdout)")
+        #expect(!status.stdout.unicodeScalars.contains("\u{1B}") && !status.stdout.unicodeScalars.contains("\u{07}"))
+        #expect(status.stdout.contains("callback: http://127.0.0.1:9/hook\n"), "a cancelled job has no delivery to report: \(status.stdout)")
+        let lines = try await spool("jobs", queue, "--state", "cancelled")
+        #expect(lines.stdout.contains("not \u{FFFD}]0;pwned"), "the reason is the LAST ERROR column: \(lines.stdout)")
+        #expect(!lines.stdout.unicodeScalars.contains("\u{1B}"), "\(lines.stdout)")
+    }
+
     @Test func watchingAJobThatIsPurgedExits66() async throws {
         let queue = uniqueQueue("watch")
         let id = try await spool("enqueue", queue, "later", "--delay", "60").stdout.trimmingCharacters(in: .newlines)

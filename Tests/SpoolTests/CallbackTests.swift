@@ -59,6 +59,12 @@ struct CallbackTests {
         #expect(body["state"] as? String == "dead" && body["error"] as? String == "no such customer")
         #expect(receiver.requests[0].headers["x-spool-signature"] == nil, "no secret, no signature")
         #expect(try await client.job(unreachable).callbackError?.isEmpty == false)
+        // spool status says how each delivery went.
+        let environment = try testEnvironment(redis: try SharedRedis.urlString)
+        let delivered = try await runSpool(["status", dead], environment: environment).stdout
+        #expect(delivered.contains("callback: \(receiver.url) (delivered)\n"), "\(delivered)")
+        let failed = try await runSpool(["status", unreachable], environment: environment).stdout
+        #expect(failed.contains("callback: http://127.0.0.1:\(TestRedis.closedPort)/nobody (failed: "), "\(failed)")
     }
 
     @Test func onlyHTTPCallbacksAreAccepted() async throws {
