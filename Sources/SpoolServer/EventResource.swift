@@ -5,7 +5,8 @@ import Spool
 /// job.
 struct EventResource: Encodable, Sendable {
     let event: String
-    let id: String
+    /// Absent on queue events (paused, resumed), which are about no job.
+    let id: String?
     let queue: String
     let state: String?
     let at: Int?
@@ -27,7 +28,7 @@ struct EventResource: Encodable, Sendable {
 
     init(_ e: JobEvent) {
         event = e.event
-        id = e.id
+        id = e.id.isEmpty ? nil : e.id
         queue = e.queue
         state = e.state?.rawValue
         at = e.at

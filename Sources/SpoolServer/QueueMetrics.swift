@@ -31,6 +31,10 @@ actor QueueMetrics {
     private let redisUp: Prometheus.Gauge
     private let workers: Prometheus.Gauge
     private var counters: [String: [String: (counter: Prometheus.Counter, value: Int)]] = [:]
+    /// Per queue: its gauges (jobs per state, paused) and duration histogram,
+    /// kept to unregister them when the queue is gone.
+    private var gauges: [String: [Prometheus.Gauge]] = [:]
+    private var histograms: [String: DurationHistogram] = [:]
     /// Per queue: the `completed` score up to which durations were recorded,
     /// and the ids with exactly that score already recorded.
     private var watermark: [String: (score: Int, ids: Set<String>)] = [:]
@@ -71,6 +75,7 @@ actor QueueMetrics {
     }
 
     private func apply(_ queues: [QueueResource], durations: [String: [(id: String, score: Int, seconds: Double)]], workers live: Int) {
+        forget(Set(counters.keys).subtracting(queues.map(\.name)))
         for q in queues {
             let values = [
                 "enqueued": q.stats.enqueued, "completed": q.stats.completed, "failed": q.stats.failed, "dead": q.stats.dead,
@@ -81,19 +86,24 @@ actor QueueMetrics {
                 ("waiting", q.counts.waiting), ("delayed", q.counts.delayed), ("active", q.counts.active), ("failed", q.counts.failed),
                 ("completed", q.counts.completed), ("dead", q.counts.dead), ("cancelled", q.counts.cancelled),
             ]
+            var made: [Prometheus.Gauge] = []
             for (state, n) in counts {
-                registry.makeGauge(
+                let gauge = registry.makeGauge(
                     descriptor: Self.name("queue", "jobs", unit: "", "Jobs of a queue in each state now."),
-                    labels: [("queue", q.name), ("state", state)]
-                ).set(to: Double(n))
+                    labels: [("queue", q.name), ("state", state)])
+                gauge.set(to: Double(n))
+                made.append(gauge)
             }
-            registry.makeGauge(descriptor: Self.name("queue", "paused", unit: "", "1 while the queue is paused."), labels: [("queue", q.name)])
-                .set(to: q.paused ? 1 : 0)
+            let paused = registry.makeGauge(
+                descriptor: Self.name("queue", "paused", unit: "", "1 while the queue is paused."), labels: [("queue", q.name)])
+            paused.set(to: q.paused ? 1 : 0)
+            gauges[q.name] = made + [paused]
         }
         for (queue, finished) in durations {
             let histogram = registry.makeDurationHistogram(
                 descriptor: Self.name("job", "duration", unit: "seconds", "Run time of completed jobs (their last attempt)."),
                 labels: [("queue", queue)], buckets: Self.durationBuckets)
+            histograms[queue] = histogram
             var mark = watermark[queue] ?? (startedAt, [])
             for job in finished where job.score > mark.score || (job.score == mark.score && !mark.ids.contains(job.id)) {
                 histogram.record(.milliseconds(Int64(job.seconds * 1000)))
@@ -105,6 +115,19 @@ actor QueueMetrics {
             watermark[queue] = mark
         }
         workers.set(to: Double(live))
+    }
+
+    /// Drops every series of queues no longer listed (`spool bench` removes
+    /// its queues when done), so /metrics does not grow with each one.
+    private func forget(_ gone: Set<String>) {
+        for queue in gone {
+            if let entries = counters.removeValue(forKey: queue) {
+                for entry in entries.values { registry.unregisterCounter(entry.counter) }
+            }
+            for gauge in gauges.removeValue(forKey: queue) ?? [] { registry.unregisterGauge(gauge) }
+            if let histogram = histograms.removeValue(forKey: queue) { registry.unregisterDurationHistogram(histogram) }
+            watermark[queue] = nil
+        }
     }
 
     /// Sets a counter to Redis's value: increments by the difference, or

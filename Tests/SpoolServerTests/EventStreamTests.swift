@@ -104,6 +104,10 @@ struct EventStreamTests {
         let e1 = try #require(try await stream.next())
         let e2 = try #require(try await stream.next())
         #expect([e1.json["id"] as? String, e2.json["id"] as? String] == [ida, idb])
+        // A queue event is about no job: it has no id, not an empty one.
+        #expect(try await server.client.pause(a))
+        let paused = try #require(try await stream.next())
+        #expect(paused.event == "paused" && paused.json["queue"] as? String == a && paused.json.keys.sorted() == ["at", "event", "queue"], "\(paused.data)")
         let none = try await HTTPTestClient.get(port: server.port, "/events")
         #expect(none.status == 400 && none.errorCode == "bad_request")
     }

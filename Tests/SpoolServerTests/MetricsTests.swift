@@ -59,6 +59,14 @@ struct MetricsTests {
         let check = try await PrometheusText.parseWithPython(after.text)
         #expect(check.status == 0, "prometheus_client: \(check.stderr)")
         #expect(check.stdout.contains("spool_jobs_completed counter"), "\(check.stdout)")
+
+        // A queue that is gone (as spool bench removes its own) takes its series along.
+        let keys = try await server.client.redis.command(["KEYS", server.client.keys(queue).prefix + "*"]).array?.compactMap(\.string) ?? []
+        try await server.client.redis.command(["DEL"] + keys)
+        try await server.client.redis.command(["SREM", GlobalKeys(prefix: server.configuration.prefix).queues, queue])
+        let gone = try await server.get("/metrics")
+        try PrometheusText.validate(gone.text)
+        #expect(!gone.text.contains(q), "\(gone.text)")
     }
 }
 
