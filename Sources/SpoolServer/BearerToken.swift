@@ -12,8 +12,9 @@ struct BearerToken: Sendable {
         guard let header = request.headers[.authorization] else {
             throw APIError(.unauthorized, "this request needs Authorization: Bearer <token>", headers: challenge)
         }
+        // RFC 9110: the scheme is case-insensitive, and one or more spaces follow it.
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", Self.equal(Array(parts[1].utf8), expected) else {
+        guard parts.count == 2, parts[0].lowercased() == "bearer", Self.equal(Array(parts[1].drop { $0 == " " }.utf8), expected) else {
             throw APIError(.unauthorized, "wrong bearer token", headers: challenge)
         }
     }

@@ -26,7 +26,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default:
                 logger.debug("\(request.method) \(request.uri.path): \(redactor.redact(api.message))")
             }
-            return api.response(redactor: redactor)
+            let response = api.response(redactor: redactor)
+            return request.method == .head ? Routes.head(of: response) : response
         }
     }
 

@@ -13,6 +13,10 @@ struct Routes: Sendable {
         /// Needs the bearer token when one is configured.
         let guarded: Bool
         let handler: Handler
+
+        /// GET routes answer HEAD too (the same status and headers, no body),
+        /// but for event streams: their handlers start a subscription.
+        var answersHead: Bool { method == .get && !path.hasSuffix("events") }
     }
 
     let server: SpoolServer
@@ -60,7 +64,10 @@ struct Routes: Sendable {
 
     var table: RouteTable {
         var table = RouteTable()
-        for route in all { table.add(route.method, route.path) }
+        for route in all {
+            table.add(route.method, route.path)
+            if route.answersHead { table.add(.head, route.path) }
+        }
         return table
     }
 
@@ -72,7 +79,19 @@ struct Routes: Sendable {
                 try token?.check(request)
                 return try await handler(request, context)
             }
+            if route.answersHead {
+                router.on(RouterPath(route.path), method: .head) { request, context in
+                    Self.head(of: try await handler(request, context))
+                }
+            }
         }
+    }
+
+    /// A response without its body, keeping the length the body would have.
+    static func head(of response: Response) -> Response {
+        var head = response.createHeadResponse()
+        if let length = response.body.contentLength { head.headers[.contentLength] = String(length) }
+        return head
     }
 
     // MARK: Helpers

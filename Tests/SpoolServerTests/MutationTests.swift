@@ -43,6 +43,12 @@ struct MutationTests {
         #expect(try await client.counts(queue).paused)
         #expect(try await server.post("/queues/\(queue)/resume", nil, token: token).status == 200)
         #expect(try await !client.counts(queue).paused)
+        // The scheme in any case, with any number of spaces after it; a wrong token is refused.
+        for (header, status) in [("bearer  \(token)", 200), ("BEARER \(token)", 200), ("Bearer \(token)x", 401), ("Bearer", 401)] {
+            let r = try await HTTPTestClient.request(port: server.port, "POST", "/queues/\(queue)/pause", headers: ["Authorization": header], body: [])
+            #expect(r.status == status, "\(header): \(r.text)")
+        }
+        #expect(try await server.post("/queues/\(queue)/resume", nil, token: token).status == 200)
 
         // Cancel: a delayed job at once (200); unknown job 404.
         let cancelled = try await server.post("/jobs/\(ids[1])/cancel", #"{"reason":"not needed"}"#, token: token)

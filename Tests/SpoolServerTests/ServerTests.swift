@@ -203,7 +203,16 @@ struct ServerTests {
         let notFound = try await server.get("/nothing/here")
         #expect(notFound.status == 404 && notFound.errorCode == "not_found")
         let wrongMethod = try await HTTPTestClient.request(port: server.port, "DELETE", "/queues")
-        #expect(wrongMethod.status == 405 && wrongMethod.errorCode == "method_not_allowed" && wrongMethod.headers["allow"] == "GET")
+        #expect(wrongMethod.status == 405 && wrongMethod.errorCode == "method_not_allowed" && wrongMethod.headers["allow"] == "GET, HEAD")
+        // HEAD: GET's status and headers, its length, no body; errors too.
+        // Event streams take GET only (their handlers subscribe).
+        let get = try await server.get("/openapi.json")
+        let head = try await HTTPTestClient.request(port: server.port, "HEAD", "/openapi.json")
+        #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == String(get.body.count), "\(head.headers)")
+        let headMissing = try await HTTPTestClient.request(port: server.port, "HEAD", "/jobs/\(queue).00000000deadbeef")
+        #expect(headMissing.status == 404 && headMissing.body.isEmpty)
+        let headStream = try await HTTPTestClient.request(port: server.port, "HEAD", "/queues/\(queue)/events")
+        #expect(headStream.status == 405 && headStream.headers["allow"] == "GET" && headStream.body.isEmpty)
         for r in [badJSON, notObject, oversize, notFound, wrongMethod] {
             #expect(r.headers["content-type"]?.hasPrefix("application/json") == true)
             let error = r.json["error"] as? [String: Any]
