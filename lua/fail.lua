@@ -1,6 +1,8 @@
 -- fail: record a failed attempt of an active job, if the caller still holds
 -- the lease; schedule a retry with capped exponential backoff and jitter, or
 -- make the job dead when it is out of attempts or the error is not retryable.
+-- A job with a cancel request pending (cancel_requested) that would be
+-- retried ends cancelled instead: it was asked not to run again.
 --
 -- KEYS[1] -> queue prefix "P:{Q}:"
 --   P:{Q}:job:<id>  hash   state, errors (JSON array), last_error, run_at / finished_at;
@@ -8,8 +10,9 @@
 --   P:{Q}:leases    zset   ZREM the id (the active place)
 --   P:{Q}:retry     zset   id -> run_at (ms), jobs in state "failed"
 --   P:{Q}:dead      zset   id -> finished_at (ms)
---   P:{Q}:stats     hash   failed / dead counters
---   P:{Q}:unique:<key> string on dead: its idempotency key expires after key_ttl_ms
+--   P:{Q}:cancelled zset   id -> finished_at (ms), for a retry cut short by a cancel request
+--   P:{Q}:stats     hash   failed / dead / cancelled counters
+--   P:{Q}:unique:<key> string on dead or cancelled: its idempotency key expires after key_ttl_ms
 --   P:{Q}:job:<id>-cb<n> hash on dead: a delivery job (type spool.callback) when the job has a callback
 --   P:{Q}:waiting   list   LPUSH that delivery job
 --   P:{Q}:watched   zset   read: whether a job's own channel P:{Q}:events:<id> has
@@ -23,7 +26,10 @@
 -- ARGV[7] -> backoff cap in ms (the job's backoff_cap_ms field wins)
 -- ARGV[8] -> jitter, a random number in [0, 1) from the caller
 -- ARGV[9] -> keep at most this many dead jobs (-1: no count limit)
--- Returns: {1, run_at} retry scheduled; {2, 0} dead; or -1 job missing,
+-- Returns: {1, run_at} retry scheduled; {2, 0} dead; {3, 0} cancelled (a
+--          retry was due but a cancel request is pending: the attempt's error
+--          is kept in errors, last_error is the cancel's reason when it has
+--          one, and a `cancelled` event is published); or -1 job missing,
 --          -2 not active, -3 token mismatch, -4 lease expired; -8 (nothing
 --          changed) when now, ARGV[6], ARGV[7] or ARGV[9] is not a whole number
 --          or the jitter is not in [0, 1].
@@ -55,7 +61,8 @@ local jobKey = prefix .. 'job:' .. id
 local queue = string.match(prefix, '{([^}]*)}:$')
 
 local job = redis.call('HMGET', jobKey, 'state', 'token', 'attempts', 'max_attempts',
-                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback', 'lease_until')
+                       'errors', 'worker', 'backoff_base_ms', 'backoff_cap_ms', 'key', 'key_ttl_ms', 'callback', 'lease_until',
+                       'cancel_requested', 'cancel_reason')
 if not job[1] then return -1 end
 if job[1] ~= 'active' then return -2 end
 if job[2] ~= token then return -3 end
@@ -92,7 +99,21 @@ redis.call('HSET', jobKey, 'errors', cjson.encode(errors), 'last_error', message
 
 local event
 local status, runAt, deadSeq
-if retryable and attempts < maxAttempts then
+if retryable and attempts < maxAttempts and job[13] then
+  -- Someone asked to cancel this running job: its next attempt would only be
+  -- stopped at its first heartbeat. It ends cancelled now, as cancel.lua
+  -- would have ended it had the worker confirmed the request.
+  runAt = 0
+  local reason = job[14] or ''
+  redis.call('HSET', jobKey, 'state', 'cancelled', 'finished_at', now)
+  if reason ~= '' then redis.call('HSET', jobKey, 'last_error', reason) end
+  redis.call('ZADD', prefix .. 'cancelled', now, id)
+  redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
+  if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], whole(job[10]) or 86400000) end
+  status = 3
+  event = { event = 'cancelled', id = id, queue = queue, state = 'cancelled', attempt = attempts,
+            error = reason ~= '' and reason or nil, at = now }
+elseif retryable and attempts < maxAttempts then
   local base = whole(job[7]) or whole(ARGV[6]) or 1000
   local cap = whole(job[8]) or whole(ARGV[7]) or 3600000
   local d = math.min(cap, base * 2 ^ (attempts - 1))

@@ -344,6 +344,7 @@ extension Worker {
         case .failed(let message, _):
             if let status = reply.array?.first?.int {
                 if status == 2 { jobLogger(job).warning("job is dead", metadata: ["error": "\(message)"]) }
+                if status == 3 { jobLogger(job).info("job cancelled: it failed with a cancel request pending", metadata: ["error": "\(message)"]) }
             } else {
                 rejected("failure report", "fail", reply.int, job)
             }

@@ -160,6 +160,34 @@ struct ScriptTests {
         #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
     }
 
+    /// A running job asked to cancel whose attempt fails before its worker
+    /// acts is not retried: its next attempt would only be stopped again.
+    @Test func aFailedAttemptWithACancelRequestEndsCancelledNotRetried() throws {
+        let id = try enqueue(extra: ["key", "K", "key_ttl_ms", "5000"])
+        _ = try #require(try claim(at: t0, token: "A"))
+        #expect(try conn.eval(Scripts.cancel, keys: [keys.prefix], args: [id, String(t0 + 10), "stop it", ""]).int == 2)
+        let failed = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [id, "A", String(t0 + 20), "boom", "1", "100", "500", "0", "-1"])
+        #expect(failed == .array([.integer(3), .integer(0)]))
+        #expect(try conn.command(["HMGET", keys.job(id), "state", "last_error", "token", "finished_at"])
+            == .array([.string("cancelled"), .string("stop it"), .null, .string(String(t0 + 20))]))
+        #expect(try conn.command(["HGET", keys.job(id), "errors"]).string?.contains(#""error":"boom""#) == true, "the attempt's error is kept")
+        #expect(try conn.command(["ZSCORE", keys.cancelled, id]).int == t0 + 20)
+        #expect(try conn.command(["ZCARD", keys.prefix + "retry"]).int == 0 && conn.command(["ZCARD", keys.leases]).int == 0)
+        #expect(try conn.command(["HMGET", keys.stats, "cancelled", "failed"]) == .array([.string("1"), .null]))
+        #expect(try conn.command(["PTTL", keys.unique("K")]).int.map { $0 > 0 && $0 <= 5000 } == true)
+        #expect(try claim(at: t0 + 60_000, token: "B") == nil, "nothing to run again")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+
+        // With no retry left the failure stands: the job is dead, as it ended.
+        let last = try enqueue(maxAttempts: 1)
+        _ = try #require(try claim(at: t0, token: "C"))
+        #expect(try conn.eval(Scripts.cancel, keys: [keys.prefix], args: [last, String(t0 + 10), "", ""]).int == 2)
+        let dead = try conn.eval(Scripts.fail, keys: [keys.prefix], args: [last, "C", String(t0 + 20), "boom", "1", "100", "500", "0", "-1"])
+        #expect(dead == .array([.integer(2), .integer(0)]))
+        #expect(try conn.command(["HGET", keys.job(last), "state"]).string == "dead")
+        #expect(try InvariantChecker.violations(queue: queue, url: url).isEmpty)
+    }
+
     @Test func aJobPoppedButNeverClaimedIsRecovered() throws {
         let id = try enqueue()
         // What a worker that pops with LMOVE and dies before stamping a lease leaves behind.
