@@ -3,7 +3,7 @@ import Hiredis
 
 /// A repeating job: every tick of `schedule`, one job of `type` on `queue`.
 public struct CronEntry: Sendable, Codable, Equatable {
-    /// Unique within its queue: `[A-Za-z0-9._-]{1,64}`.
+    /// Unique within its queue; a name as ``Names/isValid(_:)`` has it.
     public var name: String
     public var queue: String
     public var type: String
@@ -45,7 +45,7 @@ extension SpoolClient {
     @discardableResult
     public func addCron(_ entry: CronEntry) async throws(SpoolError) -> CronEntry {
         guard Names.isValid(entry.name) else {
-            throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "cron name \"\(entry.name)\" must match [A-Za-z0-9._-]{1,64}")
+            throw SpoolError(.invalidInput, "cron add", queue: entry.queue, "cron name \"\(entry.name)\" \(Names.rule)")
         }
         do {
             try JobRequest(queue: entry.queue, type: entry.type, payload: entry.payload, maxAttempts: entry.maxAttempts).validate(
@@ -76,7 +76,7 @@ extension SpoolClient {
     /// Removes a repeating job; false when there was none of that name.
     @discardableResult
     public func removeCron(queue: String, name: String) async throws(SpoolError) -> Bool {
-        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "cron remove", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "cron remove", queue: queue, "queue name \(Names.rule)") }
         let k = keys(queue)
         do {
             let replies = try await redis.pipeline([["MULTI"], ["HDEL", k.cron, name], ["ZREM", k.cronNext, name], ["EXEC"]])

@@ -122,7 +122,7 @@ public struct JobHandlers: Sendable {
 
     /// Registers a handler that works on the raw context and returns JSON text.
     public mutating func register(_ type: String, _ handler: @escaping JobHandler) {
-        precondition(Names.isValid(type), "job type \(type) must match [A-Za-z0-9._-]{1,64}")
+        precondition(Names.isValid(type), "job type \(type) \(Names.rule)")
         byType[type] = handler
     }
 

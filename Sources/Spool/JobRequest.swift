@@ -42,8 +42,8 @@ public struct JobRequest: Sendable, Equatable {
     /// Checks names, JSON and limits; the message says exactly what is wrong.
     public func validate(payloadLimit: Int) throws(SpoolError) {
         func bad(_ m: String) -> SpoolError { SpoolError(.invalidInput, "enqueue", queue: queue, m) }
-        guard Names.isValid(queue) else { throw bad("queue name \"\(queue)\" must match [A-Za-z0-9._-]{1,64}") }
-        guard Names.isValid(type) else { throw bad("job type \"\(type)\" must match [A-Za-z0-9._-]{1,64}") }
+        guard Names.isValid(queue) else { throw bad("queue name \"\(queue)\" \(Names.rule)") }
+        guard Names.isValid(type) else { throw bad("job type \"\(type)\" \(Names.rule)") }
         let size = payload.utf8.count
         guard size <= payloadLimit else {
             throw SpoolError(.invalidPayload, "enqueue", queue: queue, "payload is \(size) bytes, over the limit of \(payloadLimit) (payload_limit)")

@@ -78,9 +78,13 @@ public struct GlobalKeys: Sendable {
 
 /// Rules for the names that end up inside keys.
 public enum Names {
-    /// Queue and job type names: `[A-Za-z0-9._-]{1,64}`.
+    /// What a valid name is, for error messages.
+    public static let rule = "must match [A-Za-z0-9._-]{1,64} and not be . or .."
+
+    /// Queue, job type and cron names: `[A-Za-z0-9._-]{1,64}`, but not `.` or
+    /// `..`, which a URL path (`/queues/../jobs`) cannot carry.
     public static func isValid(_ name: String) -> Bool {
-        guard (1...64).contains(name.utf8.count) else { return false }
+        guard (1...64).contains(name.utf8.count), name != ".", name != ".." else { return false }
         return name.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")

@@ -102,7 +102,7 @@ extension SpoolClient {
     public func events(queue: String) -> AsyncThrowingStream<JobEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<JobEvent, any Error>.makeStream()
         guard Names.isValid(queue) else {
-            continuation.finish(throwing: SpoolError(.invalidInput, "events", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}"))
+            continuation.finish(throwing: SpoolError(.invalidInput, "events", queue: queue, "queue name \(Names.rule)"))
             return stream
         }
         let everSubscribed = Atomic<Bool>(false)

@@ -159,7 +159,7 @@ public struct SpoolClient: Sendable {
     /// soonest lease deadline first for active, soonest run first for delayed
     /// and failed, newest first for finished ones.
     public func jobs(_ queue: String, state: JobState, limit: Int = 100) async throws(SpoolError) -> [Job] {
-        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "jobs", queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, "jobs", queue: queue, "queue name \(Names.rule)") }
         let k = keys(queue)
         let n = max(1, limit)
         // Each place in the order its jobs run (or, for finished ones, newest first).
@@ -332,7 +332,7 @@ public struct SpoolClient: Sendable {
 
     /// `call` alone, through the client's shared write; an error reply is thrown.
     func sendOne(_ call: RedisCall, queue: String, operation: String, job: String? = nil) async throws(SpoolError) -> RedisValue {
-        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name must match [A-Za-z0-9._-]{1,64}") }
+        guard Names.isValid(queue) else { throw SpoolError(.invalidInput, operation, queue: queue, "queue name \(Names.rule)") }
         let reply: RedisValue
         do { reply = try await redis.send([call])[0] } catch { throw SpoolError.from(error, operation, queue: queue, job: job) }
         return try Self.checked(reply, operation, queue: queue, job: job)

@@ -71,7 +71,7 @@ func printError(_ line: String) {
 /// Throws a usage error unless `name` is a valid queue or job type name.
 func checkName(_ name: String, _ what: String) throws(CLIError) {
     guard Names.isValid(name) else {
-        throw .usage("\(what) \"\(name)\" is not valid: it must match [A-Za-z0-9._-]{1,64}")
+        throw .usage("\(what) \"\(name)\" is not valid: it \(Names.rule)")
     }
 }
 

@@ -36,9 +36,15 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         // Only the router throws HTTPError 404: the path or the method is unknown.
         let allowed = routes.methods(for: request.uri.path)
         if allowed.isEmpty {
-            return APIError(.notFound, "no such resource: \(request.method) \(request.uri.path)")
+            return APIError(.notFound, "no such resource: \(request.method) \(Self.shown(request.uri.path))")
         }
         let list = allowed.map(\.rawValue).joined(separator: ", ")
-        return APIError(.methodNotAllowed, "\(request.uri.path) accepts \(list), not \(request.method)", headers: [.allow: list])
+        return APIError(.methodNotAllowed, "\(Self.shown(request.uri.path)) accepts \(list), not \(request.method)", headers: [.allow: list])
+    }
+
+    /// A path as an error message quotes it: at most 200 characters, so a
+    /// 20 KB path does not come back as a 20 KB answer.
+    static func shown(_ path: String) -> String {
+        path.count <= 200 ? path : path.prefix(199) + "…"
     }
 }

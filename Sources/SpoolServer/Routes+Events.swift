@@ -24,7 +24,7 @@ extension Routes {
         let queues = request.uri.queryParameters[values: "queue"].map(String.init)
         guard (1...100).contains(queues.count) else { throw APIError(.badRequest, "name 1 to 100 queues with ?queue=NAME") }
         for queue in queues where !Names.isValid(queue) {
-            throw APIError(.badRequest, "queue name \"\(queue)\" is not valid: it must match [A-Za-z0-9._-]{1,64}")
+            throw APIError(.badRequest, "queue name \"\(queue)\" is not valid: it \(Names.rule)")
         }
         if case .failure(let error) = await reader.ping() { throw error }  // 503 as JSON while Redis is down
         return try stream.response(request, events: QueueEvents.stream(configuration: server.configuration, queues: queues), ids: false)

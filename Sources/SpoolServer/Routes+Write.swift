@@ -106,7 +106,7 @@ extension Routes {
     static func queueName(_ context: BasicRequestContext) throws(APIError) -> String {
         let queue = parameter("queue", context)
         guard Names.isValid(queue) else {
-            throw APIError(.badRequest, "queue name \"\(queue)\" is not valid: it must match [A-Za-z0-9._-]{1,64}")
+            throw APIError(.badRequest, "queue name \"\(queue)\" is not valid: it \(Names.rule)")
         }
         return queue
     }

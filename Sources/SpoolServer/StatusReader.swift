@@ -38,7 +38,7 @@ struct StatusReader: Sendable {
     @discardableResult
     func requireQueue(_ name: String) async throws -> SpoolClient {
         guard Names.isValid(name) else {
-            throw APIError(.badRequest, "queue name \"\(name)\" is not valid: it must match [A-Za-z0-9._-]{1,64}")
+            throw APIError(.badRequest, "queue name \"\(name)\" is not valid: it \(Names.rule)")
         }
         let client = pool.client
         let known: Bool

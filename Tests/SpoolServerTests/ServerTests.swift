@@ -202,6 +202,8 @@ struct ServerTests {
 
         let notFound = try await server.get("/nothing/here")
         #expect(notFound.status == 404 && notFound.errorCode == "not_found")
+        let longPath = try await server.get("/" + String(repeating: "a", count: 5000))
+        #expect(longPath.status == 404 && (longPath.errorMessage?.count ?? 0) < 300, "the path is quoted, cut: \(longPath.body.count) bytes")
         let wrongMethod = try await HTTPTestClient.request(port: server.port, "DELETE", "/queues")
         #expect(wrongMethod.status == 405 && wrongMethod.errorCode == "method_not_allowed" && wrongMethod.headers["allow"] == "GET, HEAD")
         // HEAD: GET's status and headers, its length, no body; errors too.

@@ -70,6 +70,9 @@ struct CLITests {
             "over the limit of 10")
         expectError(try await spool("enqueue", "bad queue", "t"), status: 64, "queue name")
         expectError(try await spool("enqueue", queue, "bad/type"), status: 64, "job type")
+        // A URL path cannot carry these two: the API and the dashboard could not reach the queue.
+        expectError(try await spool("enqueue", "..", "t"), status: 64, "must match [A-Za-z0-9._-]{1,64} and not be . or ..")
+        expectError(try await spool("enqueue", queue, "."), status: 64, "job type \".\"")
         expectError(try await spool("enqueue", queue, "t", "--payload", "@/nonexistent/p.json"), status: 66, "/nonexistent/p.json")
         expectError(try await spool("status", "\(queue).00000000deadbeef"), status: 66, "no such job")
         expectError(try await spool("retry", "\(queue).00000000deadbeef"), status: 66, "no such job")

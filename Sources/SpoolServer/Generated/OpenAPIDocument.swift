@@ -189,7 +189,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ],
@@ -233,7 +233,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           },
           {
@@ -344,7 +344,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ]
@@ -409,7 +409,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ]
@@ -474,7 +474,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ]
@@ -539,7 +539,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ]
@@ -604,7 +604,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ]
@@ -645,7 +645,7 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string",
-              "pattern": "^[A-Za-z0-9._-]{1,64}$"
+              "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
             }
           }
         ],
@@ -954,7 +954,7 @@ enum OpenAPIDocument {
               "maxItems": 100,
               "items": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9._-]{1,64}$"
+                "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
               }
             }
           }
@@ -1160,7 +1160,7 @@ enum OpenAPIDocument {
         "properties": {
           "name": {
             "type": "string",
-            "pattern": "^[A-Za-z0-9._-]{1,64}$"
+            "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
           },
           "paused": {
             "type": "boolean"
@@ -1237,7 +1237,7 @@ enum OpenAPIDocument {
           },
           "queue": {
             "type": "string",
-            "pattern": "^[A-Za-z0-9._-]{1,64}$"
+            "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$"
           },
           "type": {
             "type": "string"
@@ -1473,7 +1473,7 @@ enum OpenAPIDocument {
         "properties": {
           "type": {
             "type": "string",
-            "pattern": "^[A-Za-z0-9._-]{1,64}$",
+            "pattern": "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$",
             "description": "The handler name."
           },
           "payload": {
