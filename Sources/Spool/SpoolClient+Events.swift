@@ -73,9 +73,15 @@ extension SpoolClient {
         // record gone (deleted by hand, expired) ends the stream: no event
         // would ever come.
         let renewal = Task {
+            // On a fixed cadence (the checks below do not push it back), and
+            // the listing renewed first: it lapses if a renewal comes late.
+            let period = Duration.milliseconds(max(1, followMillis / 3))
+            var due = ContinuousClock.now
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(max(1, followMillis / 3)))
+                due = max(due + period, ContinuousClock.now)
+                try? await Task.sleep(until: due, clock: .continuous)
                 if Task.isCancelled { break }
+                try? await reader.follow(job: id, queue: queue, millis: followMillis)
                 if (try? await reader.recordExists(job: id, queue: queue)) == false {
                     // A script that ends a job may delete its record (retention
                     // 0) in the call that publishes the terminal event: let that
@@ -84,7 +90,6 @@ extension SpoolClient {
                     feed.fail(SpoolError(.jobNotFound, "watch", queue: queue, job: id, "the job no longer exists"))
                     break
                 }
-                try? await reader.follow(job: id, queue: queue, millis: followMillis)
             }
         }
         let stop: @Sendable () -> Void = {

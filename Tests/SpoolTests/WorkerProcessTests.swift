@@ -61,7 +61,8 @@ struct WorkerProcessTests {
     @Test func aCancelAskedOfAJobWhoseWorkerDiedEndsItInsteadOfARedelivery() async throws {
         let queue = uniqueQueue("cancel-dead")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        let script = try slowJob(seconds: 1)
+        // 3 s, as above: a starved test process must still kill the worker first.
+        let script = try slowJob(seconds: 3)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
 
         let first = try worker(queue, script: script, visibility: 2)
