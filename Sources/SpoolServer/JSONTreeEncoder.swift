@@ -42,11 +42,18 @@ private final class Slot {
         case let v as JSONValue: return v
         case let v as String: return .string(v)
         case let v as Bool: return .bool(v)
+        // Every integer type: one left out would come back here through its
+        // own encode(to:) for ever.
         case let v as Int: return .number(String(v))
-        case let v as Int64: return .number(String(v))
+        case let v as Int8: return .number(String(v))
+        case let v as Int16: return .number(String(v))
         case let v as Int32: return .number(String(v))
-        case let v as UInt64: return .number(String(v))
+        case let v as Int64: return .number(String(v))
         case let v as UInt: return .number(String(v))
+        case let v as UInt8: return .number(String(v))
+        case let v as UInt16: return .number(String(v))
+        case let v as UInt32: return .number(String(v))
+        case let v as UInt64: return .number(String(v))
         case let v as Double: return try number(v, codingPath: codingPath)
         case let v as Float: return try number(Double(v), codingPath: codingPath)
         default: return nil
