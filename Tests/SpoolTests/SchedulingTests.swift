@@ -64,9 +64,11 @@ struct SchedulingTests {
         for entry in started {
             let runAt = try #require(due[entry.id])
             #expect(entry.at >= runAt, "never early")
-            // Promotion runs every 20 ms here; the bound is loose because the
-            // whole suite runs in parallel on two cores.
-            #expect(entry.at - runAt < 2000, "late by \(entry.at - runAt) ms")
+            // Promotion runs every 20 ms here; the bound only says "not
+            // stuck": the whole suite runs in parallel on two cores, and its
+            // first seconds (dozens of spool processes starting) have stalled
+            // this in-process worker by 2.3 s. The order above is the test.
+            #expect(entry.at - runAt < 5000, "late by \(entry.at - runAt) ms")
         }
     }
 
