@@ -109,12 +109,26 @@ struct BenchContext: Sendable {
     }
 
     /// Enqueues `count` jobs in pipelined batches of `--batch`.
+    ///
+    /// Two batches are in flight on the one connection, as a bulk producer
+    /// would keep them: the next is built (ids, arguments, the payload's
+    /// check) while Redis runs the one before.
     func enqueueInBatches(_ request: JobRequest, count: Int) async throws {
-        var left = count
-        while left > 0 {
-            let n = min(parameters.batch, left)
-            _ = try await client.enqueue(Array(repeating: request, count: n))
-            left -= n
+        let client = client
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var left = count
+            var inFlight = 0
+            while left > 0 {
+                if inFlight == 2 {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                let n = min(parameters.batch, left)
+                left -= n
+                group.addTask { _ = try await client.enqueue(Array(repeating: request, count: n)) }
+                inFlight += 1
+            }
+            try await group.waitForAll()
         }
     }
 
