@@ -28,7 +28,7 @@
 --          (nothing changed).
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)

@@ -29,7 +29,7 @@
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)

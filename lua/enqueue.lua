@@ -27,7 +27,7 @@
 --                (idempotency key), key_ttl_ms (how long the key outlives the
 --                finished job)
 -- Numbers (now, run_at, max_attempts and the *_ms and priority values) are
--- whole numbers in decimal text of at most 15 digits, priority and run_at may
+-- whole numbers in decimal text of at most 16 characters, priority and run_at may
 -- be negative; anything else ("1.5", "1e3", "nan", " 5") is a bad argument.
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
@@ -40,7 +40,7 @@
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / prioritized / delayed).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces, which would pass every comparison and then fail a write halfway.
 -- The jobs of a batch mostly share their texts ("0", "3"): each is checked once.

@@ -15,7 +15,7 @@
 --          number or the ids and tokens do not pair up (nothing changed).
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)

@@ -36,7 +36,7 @@
 -- Backoff: d = min(cap, base * 2^(attempts-1)); delay = d/2 + d/2 * jitter.
 -- Keeps: invariants 2, 4 and 5 (every attempt's error is kept).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -111,7 +111,7 @@ if retryable and attempts < maxAttempts and job[13] then
   redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
   if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], whole(job[10]) or 86400000) end
   status = 3
-  event = { event = 'cancelled', id = id, queue = queue, state = 'cancelled', attempt = attempts,
+  event = { event = 'cancelled', id = id, queue = queue, state = 'cancelled',
             error = reason ~= '' and reason or nil, at = now }
 elseif retryable and attempts < maxAttempts then
   local base = whole(job[7]) or whole(ARGV[6]) or 1000

@@ -10,7 +10,7 @@
 --          now is not a whole number.
 -- Publishes: {"event":"paused"|"resumed","queue":…,"at":…} on the queue channel.
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end

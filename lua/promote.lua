@@ -21,7 +21,7 @@
 --          whole number or the limit is below 1 (nothing changed).
 -- Keeps: invariant 4 (delayed/retry -> waiting atomically) and 5.
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end

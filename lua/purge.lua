@@ -19,7 +19,7 @@
 --          a limit that is not a whole number of at least 1.
 -- Keeps: invariant 4 (an id and its record go together).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -49,6 +49,7 @@ elseif sets[state] then
 else
   return -8
 end
+local queue = string.match(prefix, '{([^}]*)}:$')
 local watched = redis.call('EXISTS', prefix .. 'watched') == 1
 for _, id in ipairs(ids) do
   local jobKey = prefix .. 'job:' .. id
@@ -57,7 +58,7 @@ for _, id in ipairs(ids) do
   redis.call('DEL', jobKey)
   if watched and redis.call('ZSCORE', prefix .. 'watched', id) then
     redis.call('PUBLISH', prefix .. 'events:' .. id, cjson.encode({ event = 'purged', id = id,
-      queue = string.match(id, '^(.*)%.'), seq = (tonumber(job[2]) or 0) + 1 }))
+      queue = queue, seq = (tonumber(job[2]) or 0) + 1 }))
   end
 end
 return #ids

@@ -33,7 +33,7 @@
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
 --        stays counted), 4, and a cancel request (the job does not run again).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end

@@ -6,13 +6,20 @@ extension SpoolClient {
     /// scripts publish its events on its own channel too (watch.lua).
     func follow(job id: String, queue: String, millis: Int) async throws(SpoolError) {
         let code = try await evalInt(Scripts.watch, queue: queue, args: [id, String(millis)], operation: "watch", job: id)
-        guard code == 1 else { throw SpoolError.script(code: code, "watch", queue: queue, job: id) }
+        guard code == 1 || code == 2 else { throw SpoolError.script(code: code, "watch", queue: queue, job: id) }
     }
 
-    func recordExists(job id: String, queue: String) async throws(SpoolError) -> Bool {
-        do { return try await redis.command(["EXISTS", keys(queue).job(id)]).int == 1 } catch {
-            throw SpoolError.from(error, "watch", queue: queue, job: id)
-        }
+    /// Renews the listing and asks whether the job's record still exists, in
+    /// one round trip: `lapsed` when the job was no longer listed (events
+    /// published meanwhile missed its channel); nil when Redis did not answer.
+    func renewFollow(job id: String, queue: String, millis: Int) async -> (lapsed: Bool, exists: Bool)? {
+        let k = keys(queue)
+        guard
+            let replies = try? await redis.send([
+                .script(Scripts.watch, keys: [k.prefix], args: [id, String(millis)]), .command(["EXISTS", k.job(id)]),
+            ]), replies.count == 2, let code = replies[0].int, code == 1 || code == 2, let exists = replies[1].int
+        else { return nil }
+        return (code == 2, exists == 1)
     }
 
     /// A job's events: first a `snapshot` of its current record, then every
@@ -70,25 +77,44 @@ extension SpoolClient {
         }
         // Renewed while the stream runs; a failed renewal is left to the next
         // one, or to the resubscription that follows a lost connection. A
-        // record gone (deleted by hand, expired) ends the stream: no event
+        // listing that had lapsed is made good by reading the record again;
+        // a record gone (deleted by hand, expired) ends the stream: no event
         // would ever come.
         let renewal = Task {
-            // On a fixed cadence (the checks below do not push it back), and
-            // the listing renewed first: it lapses if a renewal comes late.
+            // On a fixed cadence (a slow answer does not push the next
+            // renewal back): the listing lapses if a renewal comes late.
             let period = Duration.milliseconds(max(1, followMillis / 3))
             var due = ContinuousClock.now
-            while !Task.isCancelled {
+            renewing: while !Task.isCancelled {
                 due = max(due + period, ContinuousClock.now)
                 try? await Task.sleep(until: due, clock: .continuous)
                 if Task.isCancelled { break }
-                try? await reader.follow(job: id, queue: queue, millis: followMillis)
-                if (try? await reader.recordExists(job: id, queue: queue)) == false {
+                guard let renewed = await reader.renewFollow(job: id, queue: queue, millis: followMillis) else { continue }
+                if !renewed.exists {
                     // A script that ends a job may delete its record (retention
                     // 0) in the call that publishes the terminal event: let that
                     // event arrive first.
                     try? await Task.sleep(for: .milliseconds(500))
                     feed.fail(SpoolError(.jobNotFound, "watch", queue: queue, job: id, "the job no longer exists"))
                     break
+                }
+                if renewed.lapsed {
+                    // This renewal came too late (a stalled or suspended
+                    // process): events in the gap never reached the channel.
+                    // The record stands in for them, as after a reconnect;
+                    // live events wait until it is read.
+                    let generation = feed.resubscribed()
+                    while !Task.isCancelled {
+                        do {
+                            feed.snapshot(try await reader.job(id), generation: generation)
+                            break
+                        } catch let error as SpoolError where error.code == .jobNotFound {
+                            feed.fail(SpoolError(.jobNotFound, "watch", queue: queue, job: id, "the job no longer exists"))
+                            break renewing
+                        } catch {
+                            try? await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
                 }
             }
         }

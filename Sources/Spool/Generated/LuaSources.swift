@@ -60,7 +60,7 @@ return 1
 --          (nothing changed).
 -- Keeps: invariant 4 (the id moves to the cancelled set in the same step).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -164,7 +164,7 @@ return 1
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariants 2 (one fenced lease) and 4 (waiting -> active atomically).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -348,7 +348,7 @@ return claimed
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 2 (fenced), 4 (active -> completed atomically), 6 (count bound).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -483,7 +483,7 @@ return codes
 --                (idempotency key), key_ttl_ms (how long the key outlives the
 --                finished job)
 -- Numbers (now, run_at, max_attempts and the *_ms and priority values) are
--- whole numbers in decimal text of at most 15 digits, priority and run_at may
+-- whole numbers in decimal text of at most 16 characters, priority and run_at may
 -- be negative; anything else ("1.5", "1e3", "nan", " 5") is a bad argument.
 -- Returns: one reply per job, in order: the job id; with a `key` that names a
 --          job that still exists, that job's id (nothing is created); -5 when a
@@ -496,7 +496,7 @@ return codes
 --            P:{Q}:events:<id> when the id is in P:{Q}:watched.
 -- Keeps: invariant 4 (the id lands in exactly one of waiting / prioritized / delayed).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces, which would pass every comparison and then fail a write halfway.
 -- The jobs of a batch mostly share their texts ("0", "3"): each is checked once.
@@ -675,7 +675,7 @@ return replies
 --          number or the ids and tokens do not pair up (nothing changed).
 -- Keeps: invariant 2 (an expired lease stays expired, so its holder is fenced out).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -754,7 +754,7 @@ return codes
 -- Backoff: d = min(cap, base * 2^(attempts-1)); delay = d/2 + d/2 * jitter.
 -- Keeps: invariants 2, 4 and 5 (every attempt's error is kept).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -829,7 +829,7 @@ if retryable and attempts < maxAttempts and job[13] then
   redis.call('HINCRBY', prefix .. 'stats', 'cancelled', 1)
   if job[9] then redis.call('PEXPIRE', prefix .. 'unique:' .. job[9], whole(job[10]) or 86400000) end
   status = 3
-  event = { event = 'cancelled', id = id, queue = queue, state = 'cancelled', attempt = attempts,
+  event = { event = 'cancelled', id = id, queue = queue, state = 'cancelled',
             error = reason ~= '' and reason or nil, at = now }
 elseif retryable and attempts < maxAttempts then
   local base = whole(job[7]) or whole(ARGV[6]) or 1000
@@ -883,7 +883,7 @@ return { status, runAt }
 --          now is not a whole number.
 -- Publishes: {"event":"paused"|"resumed","queue":…,"at":…} on the queue channel.
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -935,7 +935,7 @@ return changed
 --            and on the job's while the job is in P:{Q}:watched.
 -- Keeps: invariant 2 (progress is fenced like every other report).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -995,7 +995,7 @@ return 1
 --          whole number or the limit is below 1 (nothing changed).
 -- Keeps: invariant 4 (delayed/retry -> waiting atomically) and 5.
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -1082,7 +1082,7 @@ return { promoted, nextDue() }
 --          a limit that is not a whole number of at least 1.
 -- Keeps: invariant 4 (an id and its record go together).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -1112,6 +1112,7 @@ elseif sets[state] then
 else
   return -8
 end
+local queue = string.match(prefix, '{([^}]*)}:$')
 local watched = redis.call('EXISTS', prefix .. 'watched') == 1
 for _, id in ipairs(ids) do
   local jobKey = prefix .. 'job:' .. id
@@ -1120,7 +1121,7 @@ for _, id in ipairs(ids) do
   redis.call('DEL', jobKey)
   if watched and redis.call('ZSCORE', prefix .. 'watched', id) then
     redis.call('PUBLISH', prefix .. 'events:' .. id, cjson.encode({ event = 'purged', id = id,
-      queue = string.match(id, '^(.*)%.'), seq = (tonumber(job[2]) or 0) + 1 }))
+      queue = queue, seq = (tonumber(job[2]) or 0) + 1 }))
   end
 end
 return #ids
@@ -1161,7 +1162,7 @@ return #ids
 -- Keeps: invariants 1 and 3 (nothing held by a dead worker is lost; the attempt
 --        stays counted), 4, and a cancel request (the job does not run again).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -1310,7 +1311,7 @@ return { stalled, orphans, dead }
 --          a whole number (nothing changed).
 -- Keeps: invariants 1 and 4 (the job goes straight back, in one step).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else. Lua's tonumber also takes "nan", "inf", "0x1f", "1e3" and
 -- spaces: a NaN "now" passes every lease check (deadline < NaN is false).
 local function whole(text)
@@ -1370,7 +1371,7 @@ return 1
 --          is not dead; -8 now or ARGV[3] is not a whole number, or ARGV[3] < 1.
 -- Keeps: invariants 4 and 5.
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -1468,7 +1469,7 @@ return count
 --          -8 when an argument is not a whole number or the limit is below 1.
 -- Keeps: invariant 6 (bounded memory).
 
--- A whole number sent as decimal text of at most 15 digits, as a number; nil
+-- A whole number sent as decimal text of at most 16 characters, as a number; nil
 -- for anything else (Lua's tonumber also takes "nan", "inf", "1e3", spaces).
 local function whole(text)
   if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
@@ -1529,23 +1530,34 @@ return removed
 --                        latest entry
 -- ARGV[1] -> job id
 -- ARGV[2] -> for how long, in ms: a whole number from 1 to 3600000
--- Returns: 1; -8 when the id is empty or ARGV[2] is out of range (nothing is
---          changed).
+-- Returns: 1 when the id was listed already (a renewal in time); 2 when it
+--          was not (a first call, or a listing that lapsed: events published
+--          meanwhile did not reach the job's channel, so read the record
+--          again); -8 when the id is empty or ARGV[2] is not a whole number
+--          from 1 to 3600000 (nothing is changed).
+
+-- A whole number sent as decimal text of at most 16 characters, as a number;
+-- nil for anything else (Lua's tonumber also takes "nan", "1e3", spaces).
+local function whole(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%-?%d+$') then return tonumber(text) end
+end
 
 local prefix = KEYS[1]
 local id = ARGV[1]
-local ttl = tonumber(ARGV[2])
-if not id or id == '' or not ttl or ttl < 1 or ttl > 3600000 or ttl % 1 ~= 0 then return -8 end
+local ttl = whole(ARGV[2])
+if not id or id == '' or not ttl or ttl < 1 or ttl > 3600000 then return -8 end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local key = prefix .. 'watched'
 redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', now))
--- GT: a shorter request never cuts another reader's time short.
-redis.call('ZADD', key, 'GT', string.format('%d', now + ttl), id)
+-- GT: a shorter request never cuts another reader's time short. ZADD counts
+-- the ids it added: 1 when this one was not listed (any lapsed entry was
+-- dropped just above).
+local added = redis.call('ZADD', key, 'GT', string.format('%d', now + ttl), id)
 local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', key, last[2])
-return 1
+return 1 + added
 """##,
     ]
 }
