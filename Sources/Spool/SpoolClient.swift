@@ -33,8 +33,15 @@ public struct SpoolClient: Sendable {
     /// enqueue.lua call; a job that fails (duplicate id) does not stop the
     /// others, and the first failure is thrown after all were sent.
     public func enqueue(_ requests: [JobRequest]) async throws(SpoolError) -> [String] {
-        if requests.isEmpty { return [] }
         for request in requests { try request.validate(payloadLimit: configuration.payloadLimit) }
+        return try await enqueue(validated: requests)
+    }
+
+    /// `enqueue(_:)` for requests the caller has checked with
+    /// `JobRequest.validate` already (the HTTP batch does, to name the job
+    /// that fails), so the payloads' JSON is not checked twice.
+    package func enqueue(validated requests: [JobRequest]) async throws(SpoolError) -> [String] {
+        if requests.isEmpty { return [] }
         let now = clock.nowMillis()
         var ids = requests.map { JobID.make(queue: $0.queue, nowMillis: now) }
         var batches: [Range<Int>] = []

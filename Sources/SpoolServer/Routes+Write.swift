@@ -32,14 +32,14 @@ extension Routes {
             do throws(APIError) {
                 guard let fields = try item.fields() else { throw APIError(.badRequest, "must be an object, not \(item.typeName)") }
                 let job = try EnqueueBody.request(RequestJSON(fields: fields), queue: queue, now: now)
-                // Checked here too (enqueue checks again) so the error says which job.
+                // Checked here, not by enqueue, so that the error says which job.
                 do throws(SpoolError) { try job.validate(payloadLimit: client.configuration.payloadLimit) } catch { throw APIError(error) }
                 jobs.append(job)
             } catch {
                 throw APIError(error.code, "jobs[\(i)]: \(error.message)", headers: error.headers)
             }
         }
-        let ids = try await client.enqueue(jobs)
+        let ids = try await client.enqueue(validated: jobs)
         return Self.json(EnqueuedBatch(ids: ids), status: .created)
     }
 
