@@ -79,7 +79,7 @@ struct SpoolCommand: AsyncParsableCommand {
             let code = exitCode(for: error)
             // Help, --version and exit codes thrown after an error was printed.
             if code == .success || error is ExitCode { exit(withError: error) }
-            printError("spool: \(oneLine(message(for: error))) (see '\(helpCommand(for: arguments))')")
+            printError("spool: \(usageLine(message(for: error))) (see '\(helpCommand(for: arguments))')")
             Foundation.exit(code.rawValue)
         }
     }
@@ -87,7 +87,7 @@ struct SpoolCommand: AsyncParsableCommand {
     /// The first line of argument-parser's message, worded like Spool's
     /// own: "Missing expected argument" → "missing expected argument", no
     /// closing full stop.
-    static func oneLine(_ message: String) -> String {
+    static func usageLine(_ message: String) -> String {
         var line = message.split(separator: "\n").first.map(String.init) ?? ""
         if line.hasSuffix(".") { line.removeLast() }
         if let first = line.first, first.isUppercase, line.dropFirst().first?.isLowercase == true {

@@ -29,19 +29,25 @@ struct WorkerProcessTests {
             environment: environment)
     }
 
-    @Test func aJobOfAKilledWorkerIsRedeliveredAndCompletesOnItsSecondAttempt() async throws {
-        let queue = uniqueQueue("crash")
-        let client = SpoolClient(configuration: testConfiguration(url: url))
-        // 3 s: long enough that a test process starved by its neighbours
-        // still kills the first worker before the job finishes.
+    /// Enqueues a 3 s job on `queue`, starts a worker (2 s leases), waits
+    /// until the job runs, and SIGKILLs that worker. 3 s: long enough that a
+    /// test process starved by its neighbours still kills the worker before
+    /// the job finishes.
+    func jobOfAKilledWorker(_ queue: String, _ client: SpoolClient) async throws -> (id: String, script: String) {
         let script = try slowJob(seconds: 3)
         let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
-
         let first = try worker(queue, script: script, visibility: 2)
         defer { first.kill() }
         #expect(await eventually { try await client.job(id).state == .active })
         first.signal(SIGKILL)
         #expect(try await first.waitForExit(timeout: 5) == .signaled(SIGKILL))
+        return (id, script)
+    }
+
+    @Test func aJobOfAKilledWorkerIsRedeliveredAndCompletesOnItsSecondAttempt() async throws {
+        let queue = uniqueQueue("crash")
+        let client = SpoolClient(configuration: testConfiguration(url: url))
+        let (id, script) = try await jobOfAKilledWorker(queue, client)
 
         let second = try worker(queue, script: script, visibility: 2)
         defer { second.kill() }
@@ -61,15 +67,7 @@ struct WorkerProcessTests {
     @Test func aCancelAskedOfAJobWhoseWorkerDiedEndsItInsteadOfARedelivery() async throws {
         let queue = uniqueQueue("cancel-dead")
         let client = SpoolClient(configuration: testConfiguration(url: url))
-        // 3 s, as above: a starved test process must still kill the worker first.
-        let script = try slowJob(seconds: 3)
-        let id = try await client.enqueue(JobRequest(queue: queue, type: "slow"))
-
-        let first = try worker(queue, script: script, visibility: 2)
-        defer { first.kill() }
-        #expect(await eventually { try await client.job(id).state == .active })
-        first.signal(SIGKILL)
-        #expect(try await first.waitForExit(timeout: 5) == .signaled(SIGKILL))
+        let (id, script) = try await jobOfAKilledWorker(queue, client)
         #expect(try await client.cancel(id, reason: "not wanted any more") == .requested)
 
         // Its housekeeping reaps the expired lease; before the fix it claimed
